@@ -1,0 +1,32 @@
+//! # quantcore
+//!
+//! An engine for quantitative trading research and paper trading: market-data
+//! normalization, features, ML (LSTM next-price prediction, Isolation Forest anomaly
+//! detection), signals, risk, simulated execution, portfolio accounting, backtesting
+//! and performance metrics. Pure and synchronous: no I/O beyond parsing bytes and
+//! files. The Python bindings (`quantcore-py`) and the reference service
+//! (`quantcore-service`) call this crate and hold no trading rule of their own.
+//!
+//! ## Modules
+//! | module | owns |
+//! |---|---|
+//! | [`data`] | [`Bar`], [`BarSeries`] and their validation |
+//! | [`normalize`] | Yahoo Finance chart JSON, Alpaca v2 bars JSON and CSV into [`BarSeries`] |
+//! | [`features`] | streaming indicators: SMA, EMA, returns, volatility, z-score, RSI, ATR |
+//! | [`metrics`] | return and trade statistics (empyrical's conventions) |
+//! | [`report`] | text, JSON and self-contained HTML reports |
+//! | [`sample`] | the bundled synthetic sample data |
+//!
+//! ## Cargo features
+//! - `lstm` (default): the candle-based LSTM predictor.
+
+pub mod data;
+pub mod error;
+pub mod features;
+pub mod metrics;
+pub mod normalize;
+pub mod report;
+pub mod sample;
+
+pub use data::{Bar, BarSeries, DroppedRows};
+pub use error::{Error, Result};
