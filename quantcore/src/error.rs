@@ -95,6 +95,12 @@ pub enum Error {
         reason: &'static str,
     },
 
+    // --- money: order, risk, execution, portfolio, backtest -----------------------
+    // (variants of the money core go here)
+
+    // --- ml and signal ---------------------------------------------------------------
+    // (variants of ml::lstm, ml::iforest and signal go here)
+
     // --- io -----------------------------------------------------------------------
     /// Reading or writing a file failed.
     #[error("i/o error on {path}: {message}")]

@@ -20,13 +20,20 @@
 //! ## Cargo features
 //! - `lstm` (default): the candle-based LSTM predictor.
 
+pub mod backtest;
 pub mod data;
 pub mod error;
+pub mod execution;
 pub mod features;
 pub mod metrics;
+pub mod ml;
 pub mod normalize;
+pub mod order;
+pub mod portfolio;
 pub mod report;
+pub mod risk;
 pub mod sample;
+pub mod signal;
 
 pub use data::{Bar, BarSeries, DroppedRows};
 pub use error::{Error, Result};

@@ -1,0 +1,1 @@
+//! Rolling indicators in streaming form (TODO).
