@@ -1,0 +1,1 @@
+//! Per-bar feature vectors for anomaly detection (TODO).

@@ -1,0 +1,1 @@
+//! Sliding input windows for sequence models (TODO).
