@@ -167,7 +167,10 @@ pub fn extract_features_with_window(series: &BarSeries, window: usize) -> Result
         series.volume(),
     );
     // returns[i] is the log return of bar i + 1.
-    let returns: Vec<f64> = close.windows(2).map(|pair| (pair[1] / pair[0]).ln()).collect();
+    let returns: Vec<f64> = close
+        .windows(2)
+        .map(|pair| (pair[1] / pair[0]).ln())
+        .collect();
     // Entry j covers the window values[j..j + window], the window before bar j + window
     // for volumes and before bar j + window + 1 for returns.
     let volume_moments = trailing_moments(volume, window);
@@ -246,8 +249,16 @@ mod tests {
 
     /// Bars with the given opens, closes and volumes; high and low 1% outside the body.
     fn series(open: &[f64], close: &[f64], volume: &[f64]) -> BarSeries {
-        let high = open.iter().zip(close).map(|(o, c)| o.max(*c) * 1.01).collect();
-        let low = open.iter().zip(close).map(|(o, c)| o.min(*c) * 0.99).collect();
+        let high = open
+            .iter()
+            .zip(close)
+            .map(|(o, c)| o.max(*c) * 1.01)
+            .collect();
+        let low = open
+            .iter()
+            .zip(close)
+            .map(|(o, c)| o.min(*c) * 0.99)
+            .collect();
         BarSeries::new(
             (0..open.len() as i64).map(|i| 1_000 + 60 * i).collect(),
             open.to_vec(),
@@ -325,7 +336,10 @@ mod tests {
             for (start, &(mean, std)) in moments.iter().enumerate() {
                 let (naive_mean, naive_std) = naive_mean_std(&values[start..start + window]);
                 assert!((mean - naive_mean).abs() < 1e-8, "mean at {start}");
-                assert!((std - naive_std).abs() < 1e-6, "std at {start}, window {window}");
+                assert!(
+                    (std - naive_std).abs() < 1e-6,
+                    "std at {start}, window {window}"
+                );
             }
         }
         assert!(trailing_moments(&values[..3], 4).is_empty());

@@ -32,7 +32,7 @@ pub const CHUNK_ROWS: usize = 1024;
 ///
 /// ```
 /// use linfa::prelude::*;
-/// use ndarray::{Array2, array};
+/// use ndarray::{Array1, Array2, array};
 /// use quantcore::ml::iforest::IsolationForest;
 ///
 /// // 200 points on a small grid, plus one far away.
@@ -370,7 +370,9 @@ mod tests {
                 sign * rng.gen_range(5.0..8.0)
             });
         }
-        let labels = (0..n_inliers + n_outliers).map(|i| i >= n_inliers).collect();
+        let labels = (0..n_inliers + n_outliers)
+            .map(|i| i >= n_inliers)
+            .collect();
         (x, labels)
     }
 
@@ -414,18 +416,40 @@ mod tests {
         assert!(auc > 0.95, "ROC AUC {auc}");
         // With the automatic threshold 0.5 most outliers are flagged, few inliers.
         let detection = forest.detect(&x).unwrap();
-        let flagged_outliers = detection.flags.slice(s![2000..]).iter().filter(|f| **f).count();
-        let flagged_inliers = detection.flags.slice(s![..2000]).iter().filter(|f| **f).count();
-        assert!(flagged_outliers >= 36, "{flagged_outliers} of 40 outliers flagged");
-        assert!(flagged_inliers <= 100, "{flagged_inliers} of 2000 inliers flagged");
+        let flagged_outliers = detection
+            .flags
+            .slice(s![2000..])
+            .iter()
+            .filter(|f| **f)
+            .count();
+        let flagged_inliers = detection
+            .flags
+            .slice(s![..2000])
+            .iter()
+            .filter(|f| **f)
+            .count();
+        assert!(
+            flagged_outliers >= 36,
+            "{flagged_outliers} of 40 outliers flagged"
+        );
+        assert!(
+            flagged_inliers <= 100,
+            "{flagged_inliers} of 2000 inliers flagged"
+        );
     }
 
     #[test]
     fn same_seed_same_forest_other_seed_other_scores() {
         let (x, _) = gaussian_with_outliers(500, 10, 3, 5);
-        let a = fit(IsolationForest::params().seed(42), &x).score_samples(&x).unwrap();
-        let b = fit(IsolationForest::params().seed(42), &x).score_samples(&x).unwrap();
-        let c = fit(IsolationForest::params().seed(43), &x).score_samples(&x).unwrap();
+        let a = fit(IsolationForest::params().seed(42), &x)
+            .score_samples(&x)
+            .unwrap();
+        let b = fit(IsolationForest::params().seed(42), &x)
+            .score_samples(&x)
+            .unwrap();
+        let c = fit(IsolationForest::params().seed(43), &x)
+            .score_samples(&x)
+            .unwrap();
         assert_eq!(a, b);
         assert_ne!(a, c);
     }
@@ -439,7 +463,10 @@ mod tests {
                 .build()
                 .unwrap();
             pool.install(|| {
-                let forest = fit(IsolationForest::params().n_trees(40).contamination(0.05), &x);
+                let forest = fit(
+                    IsolationForest::params().n_trees(40).contamination(0.05),
+                    &x,
+                );
                 (forest.threshold(), forest.score_samples(&x).unwrap())
             })
         };
@@ -487,7 +514,9 @@ mod tests {
         let x = Array2::from_elem((50, 3), 7.0);
         let forest = fit(IsolationForest::params().max_samples(16), &x);
         assert_eq!(forest.max_samples(), 16);
-        let scores = forest.score_samples(&array![[7.0, 7.0, 7.0], [1.0, 2.0, 3.0]]).unwrap();
+        let scores = forest
+            .score_samples(&array![[7.0, 7.0, 7.0], [1.0, 2.0, 3.0]])
+            .unwrap();
         for score in scores {
             assert!((score - 0.5).abs() < 1e-12);
         }
@@ -519,7 +548,10 @@ mod tests {
         let (x, _) = gaussian_with_outliers(200, 5, 2, 6);
         let auto = fit(IsolationForest::params().n_trees(20), &x);
         assert_eq!(auto.threshold(), 0.5);
-        let explicit = fit(IsolationForest::params().n_trees(20).score_threshold(0.6), &x);
+        let explicit = fit(
+            IsolationForest::params().n_trees(20).score_threshold(0.6),
+            &x,
+        );
         assert_eq!(explicit.threshold(), 0.6);
         let detection = explicit.detect(&x).unwrap();
         for (flag, score) in detection.flags.iter().zip(&detection.scores) {

@@ -393,7 +393,12 @@ mod tests {
                 "threshold {t}"
             );
         }
-        assert!(IsolationForest::params().score_threshold(0.6).check().is_ok());
+        assert!(
+            IsolationForest::params()
+                .score_threshold(0.6)
+                .check()
+                .is_ok()
+        );
     }
 
     #[test]

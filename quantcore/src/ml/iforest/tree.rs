@@ -76,8 +76,9 @@ impl IsolationTree {
     /// row of the block's column `j`.
     pub(crate) fn grow<R: Rng>(sample: &[f64], columns: &[usize], rng: &mut R) -> Self {
         let width = columns.len();
-        let rows = if width == 0 { 0 } else { sample.len() / width };
-        let height_limit = (rows.max(2) as f64).log2().ceil() as usize;
+        let rows = sample.len().checked_div(width).unwrap_or(0);
+        // ceil(log2(rows)), in integers.
+        let height_limit = rows.max(2).next_power_of_two().trailing_zeros() as usize;
         let mut grower = Grower {
             sample,
             width,
@@ -312,7 +313,7 @@ mod tests {
         let sample: Vec<f64> = (0..256 * 2).map(|_| rng.r#gen::<f64>()).collect();
         let tree = IsolationTree::grow(&sample, &[0, 1], &mut rng);
         assert!(tree.depth() <= 8);
-        assert!(tree.len() <= 2 * 256 - 1);
+        assert!(tree.len() < 2 * 256);
     }
 
     /// The lock-step kernel must agree with the one-row walk, for full groups and the tail.
