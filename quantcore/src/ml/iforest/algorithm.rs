@@ -137,7 +137,7 @@ impl IsolationForest {
             .as_slice()
             .expect("an array in standard layout is one contiguous slice");
         check_finite(values, self.n_features)?;
-        Ok(Array1::from(self.scores_of_finite(values)))
+        Ok(Array1::from(self.scores_unchecked(values)))
     }
 
     /// Scores and flags `x`: a row is flagged when its score is above
@@ -154,10 +154,10 @@ impl IsolationForest {
         })
     }
 
-    /// Scores of row-major `values` with `n_features` columns, in parallel over chunks.
-    /// A NaN never takes a left branch, so non-finite rows get some score in `(0, 1]`;
-    /// callers check or flag them.
-    fn scores_of_finite(&self, values: &[f64]) -> Vec<f64> {
+    /// Scores of row-major `values` with `n_features` columns, in parallel over chunks,
+    /// without checking the values. A NaN never takes a left branch, so a non-finite row
+    /// gets some score in `(0, 1]`; callers reject or flag such rows.
+    fn scores_unchecked(&self, values: &[f64]) -> Vec<f64> {
         let n_rows = values.len() / self.n_features;
         let mut scores = vec![0.0; n_rows];
         let scale = -1.0 / (self.trees.len() as f64 * self.normaliser);
@@ -245,7 +245,7 @@ impl<D: Data<Elem = f64>, T> Fit<ArrayBase<D, Ix2>, T, Error> for IsolationFores
             AnomalyThreshold::Auto => 0.5,
             AnomalyThreshold::Score(threshold) => threshold,
             AnomalyThreshold::Contamination(fraction) => {
-                let mut scores = forest.scores_of_finite(values);
+                let mut scores = forest.scores_unchecked(values);
                 quantile(&mut scores, 1.0 - fraction)
             }
         };
@@ -278,7 +278,7 @@ impl<D: Data<Elem = f64>> PredictInplace<ArrayBase<D, Ix2>, Array1<bool>> for Is
         let values = x
             .as_slice()
             .expect("an array in standard layout is one contiguous slice");
-        let scores = self.scores_of_finite(values);
+        let scores = self.scores_unchecked(values);
         let rows = values.chunks_exact(self.n_features);
         for ((flag, score), row) in y.iter_mut().zip(scores).zip(rows) {
             *flag = score > self.threshold || row.iter().any(|value| !value.is_finite());

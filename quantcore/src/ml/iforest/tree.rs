@@ -277,20 +277,38 @@ mod tests {
         assert!((average_path_length(256) - 10.244_770_920).abs() < 1e-9);
     }
 
-    /// Four rows on a line, one column: every split separates them further until each row
-    /// is alone, so every leaf holds one row and has `c(1) = 0` adjustment.
+    /// Two distinct rows: height limit `ceil(log2 2) = 1`, the root splits them and each
+    /// lands alone at depth 1, so `h = 1 + c(1) = 1` for both, and for any other row.
     #[test]
-    fn tree_isolates_distinct_rows_completely() {
-        let sample = [0.0, 1.0, 2.0, 10.0];
+    fn two_rows_are_split_at_the_root() {
         let mut rng = StdRng::seed_from_u64(1);
-        let tree = IsolationTree::grow(&sample, &[0], &mut rng);
-        // 4 leaves and 3 internal nodes; height limit ceil(log2 4) = 2 may stop it
-        // earlier, in which case a leaf holds two rows.
-        assert!(tree.len() <= 7);
-        for &x in &sample {
-            let h = tree.path_length(&[x]);
-            // Either isolated (integer depth ≥ 1) or cut at depth 2 with c(2) = 1 added.
-            assert!((1.0..=3.0).contains(&h), "h({x}) = {h}");
+        let tree = IsolationTree::grow(&[3.0, 8.0], &[0], &mut rng);
+        assert_eq!(tree.len(), 3);
+        assert_eq!(tree.depth(), 1);
+        for x in [3.0, 8.0, -100.0, 5.5] {
+            assert_eq!(tree.path_length(&[x]), 1.0);
+        }
+    }
+
+    /// Four rows on a line, height limit 2: a row is either alone at depth 1 or 2
+    /// (`h` = 1 or 2), or shares a depth-2 leaf with one other row (`h = 2 + c(2) = 3`).
+    /// The root leaves one row alone or splits 2/2, so at least two rows have `h >= 2`.
+    #[test]
+    fn four_rows_have_depth_plus_adjustment_path_lengths() {
+        let sample = [0.0, 1.0, 2.0, 10.0];
+        for seed in 0..20 {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let tree = IsolationTree::grow(&sample, &[0], &mut rng);
+            assert!(tree.len() <= 7);
+            let lengths: Vec<f64> = sample.iter().map(|&x| tree.path_length(&[x])).collect();
+            assert!(
+                lengths.iter().all(|h| [1.0, 2.0, 3.0].contains(h)),
+                "{lengths:?}"
+            );
+            assert!(
+                lengths.iter().filter(|&&h| h >= 2.0).count() >= 2,
+                "{lengths:?}"
+            );
         }
     }
 
