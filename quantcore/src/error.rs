@@ -100,6 +100,23 @@ pub enum Error {
 
     // --- ml and signal ---------------------------------------------------------------
     // (variants of ml::lstm, ml::iforest and signal go here)
+    // iforest
+    /// A feature value given to the Isolation Forest is NaN or infinite.
+    #[error("row {row}, column {column}: feature must be finite, was {value}")]
+    NonFiniteFeature {
+        row: usize,
+        column: usize,
+        value: f64,
+    },
+    /// The input has another number of feature columns than the model was fitted on.
+    #[error("input has {actual} feature columns, the model was fitted on {expected}")]
+    FeatureCountMismatch { expected: usize, actual: usize },
+    /// `max_features` asks for more columns than the training data has.
+    #[error("parameter `max_features` asks for {requested} columns, the data has {available}")]
+    MaxFeaturesExceedsColumns { requested: usize, available: usize },
+    /// An error raised inside linfa (its `Fit` trait requires the conversion).
+    #[error("linfa: {message}")]
+    Linfa { message: String },
 
     // --- io -----------------------------------------------------------------------
     /// Reading or writing a file failed.
