@@ -13,10 +13,10 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use quantcore::ml::iforest::linfa::DatasetBase;
-use quantcore::ml::iforest::linfa::traits::Fit;
-use quantcore::ml::iforest::ndarray::Array2;
+use quantcore::linfa::DatasetBase;
+use quantcore::linfa::traits::Fit;
 use quantcore::ml::iforest::{IsolationForest, IsolationForestParams};
+use quantcore::ndarray::Array2;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 

@@ -124,6 +124,15 @@ pub enum Error {
     Io { path: String, message: String },
 }
 
+/// linfa's `Fit` trait needs the estimator's error to convert from linfa's.
+impl From<linfa::Error> for Error {
+    fn from(error: linfa::Error) -> Self {
+        Error::Linfa {
+            message: error.to_string(),
+        }
+    }
+}
+
 /// `Result` with the crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -150,7 +159,8 @@ impl Error {
             | Error::InconsistentBar { row, .. }
             | Error::UnsortedBars { row, .. }
             | Error::DuplicateBar { row, .. }
-            | Error::InvalidField { row, .. } => Some(*row),
+            | Error::InvalidField { row, .. }
+            | Error::NonFiniteFeature { row, .. } => Some(*row),
             _ => None,
         }
     }

@@ -37,3 +37,8 @@ pub mod signal;
 
 pub use data::{Bar, BarSeries, DroppedRows};
 pub use error::{Error, Result};
+pub use ml::iforest::{Detection, IsolationForest};
+
+/// The linfa and ndarray the estimators are built on, re-exported so callers use the
+/// same versions.
+pub use {linfa, ndarray};

@@ -292,14 +292,6 @@ impl<D: Data<Elem = f64>> PredictInplace<ArrayBase<D, Ix2>, Array1<bool>> for Is
 
 /// linfa's `Fit` requires the crate error to absorb linfa's; the forest itself never
 /// raises one.
-impl From<linfa::Error> for Error {
-    fn from(error: linfa::Error) -> Self {
-        Error::Linfa {
-            message: error.to_string(),
-        }
-    }
-}
-
 /// The seed of tree `tree`'s generator: SplitMix64's finaliser over the seed plus the
 /// tree index times the golden-ratio increment, so neighbouring trees and seeds get
 /// unrelated streams.

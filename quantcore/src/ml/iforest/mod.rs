@@ -60,7 +60,3 @@ pub use hyperparams::{
     MaxFeatures,
 };
 pub use tree::average_path_length;
-
-/// The linfa and ndarray this API is built on, re-exported so that callers without their
-/// own dependency on them (the benches, the bindings) use the same versions.
-pub use {linfa, ndarray};
