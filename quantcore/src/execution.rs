@@ -1,8 +1,10 @@
 //! Simulated execution: when and at what price an order fills, and what it costs.
 //!
-//! This module owns [`CommissionModel`], [`ExecutionModel`] (commission plus slippage)
-//! and [`Fill`], the record of an executed trade that
-//! [`Portfolio::apply_fill`](crate::portfolio::Portfolio::apply_fill) books.
+//! This module owns [`CommissionModel`], [`ExecutionModel`] (commission plus slippage),
+//! [`Fill`], the record of an executed trade that
+//! [`Portfolio::apply_fill`](crate::portfolio::Portfolio::apply_fill) books, and
+//! [`ExecutionModel::execute`], the one pipeline an order goes through (validate, fill,
+//! risk check at the fill price, book, update the order) with its [`OrderOutcome`].
 //!
 //! # Conventions
 //! | quantity | formula |
@@ -42,7 +44,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::Bar;
 use crate::error::{Error, Result};
-use crate::order::{Order, OrderKind, Side, SymbolId, check_price};
+use crate::order::{Order, OrderKind, Side, SymbolId, check_price, validate_order};
+use crate::portfolio::{Portfolio, RoundTrip};
+use crate::risk::{RiskLimits, RiskViolation, check_risk_limits};
 
 /// Commission charged on each fill: a fraction of notional plus a fixed fee.
 ///
@@ -290,6 +294,96 @@ impl ExecutionModel {
             commission: self.commission.commission(order.quantity * price),
             timestamp,
         }
+    }
+}
+
+/// What became of an order given to [`ExecutionModel::execute`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum OrderOutcome {
+    /// The order filled and was booked; `round_trip` is set when it reduced, closed
+    /// or flipped a position.
+    Filled {
+        fill: Fill,
+        round_trip: Option<RoundTrip>,
+    },
+    /// A limit order the bar did not reach; it stays [`New`](crate::order::OrderStatus::New).
+    Pending,
+    /// The risk check refused it; the order is now
+    /// [`Rejected`](crate::order::OrderStatus::Rejected) with the violation as reason.
+    Rejected(RiskViolation),
+}
+
+impl ExecutionModel {
+    /// Runs one order through the whole money pipeline against `bar`: validation,
+    /// simulated fill ([`fill_on_bar`](Self::fill_on_bar): market orders at
+    /// `reference_price` plus slippage), risk check at the fill price, booking in the
+    /// portfolio, the order's status, and the order's stop-loss / take-profit copied
+    /// to the position it opened or increased.
+    ///
+    /// The backtester, the service's trade role and the bindings call this, so an
+    /// order is handled by the same rules everywhere.
+    ///
+    /// ```
+    /// use quantcore::execution::{ExecutionModel, OrderOutcome};
+    /// use quantcore::order::{Instrument, Order, OrderStatus, Side};
+    /// use quantcore::portfolio::Portfolio;
+    /// use quantcore::risk::{RiskLimits, RiskViolation};
+    /// use quantcore::Bar;
+    /// let mut portfolio = Portfolio::new(1_000.0)?;
+    /// let x = portfolio.register(Instrument::new("X"))?;
+    /// let model = ExecutionModel::default();
+    /// let bar = Bar { timestamp: 60, open: 100.0, high: 101.0, low: 99.0, close: 100.0, volume: 0.0 };
+    ///
+    /// let mut buy = Order::market(1, x, Side::Buy, 5.0, 0).with_stop_loss(95.0);
+    /// let outcome = model.execute(&mut buy, &mut portfolio, &RiskLimits::default(), &bar, bar.open)?;
+    /// assert!(matches!(outcome, OrderOutcome::Filled { .. }));
+    /// assert_eq!(buy.status, OrderStatus::Filled);
+    /// assert_eq!(portfolio.position(x).unwrap().stop_loss, Some(95.0));
+    ///
+    /// // 6 more at 100 need 600 with 500 left: rejected, with the amounts.
+    /// let mut more = Order::market(2, x, Side::Buy, 6.0, 0);
+    /// let outcome = model.execute(&mut more, &mut portfolio, &RiskLimits::default(), &bar, bar.open)?;
+    /// assert_eq!(outcome, OrderOutcome::Rejected(RiskViolation::InsufficientCash { required: 600.0, available: 500.0 }));
+    /// assert!(matches!(more.status, OrderStatus::Rejected { .. }));
+    /// # Ok::<(), quantcore::Error>(())
+    /// ```
+    ///
+    /// An order without levels leaves the position's levels as they were; an order
+    /// with levels replaces them.
+    ///
+    /// # Errors
+    /// Each of these is detected before anything changes, so the order and the
+    /// portfolio are left as they were: [`Error::OrderNotOpen`] for an order that is not new; the errors of
+    /// [`validate_order`] (an invalid order); [`Error::InvalidInput`] for a bad
+    /// reference price or bar; [`Error::ShortNotAllowed`] when the limits allow shorts
+    /// but the portfolio does not.
+    pub fn execute(
+        &self,
+        order: &mut Order,
+        portfolio: &mut Portfolio,
+        limits: &RiskLimits,
+        bar: &Bar,
+        reference_price: f64,
+    ) -> Result<OrderOutcome> {
+        validate_order(order, portfolio.instruments())?;
+        let Some(fill) = self.fill_on_bar(order, bar, reference_price)? else {
+            return Ok(OrderOutcome::Pending);
+        };
+        if let Err(violation) =
+            check_risk_limits(limits, portfolio, order, fill.price, &self.commission)
+        {
+            order.reject(violation.to_string())?;
+            return Ok(OrderOutcome::Rejected(violation));
+        }
+        let round_trip = portfolio.apply_fill(&fill)?;
+        order.record_fill(&fill)?;
+        let position = portfolio.position(order.symbol);
+        let opened_in_order_direction =
+            position.is_some_and(|p| p.quantity * order.side.sign() > 0.0);
+        if opened_in_order_direction && (order.stop_loss.is_some() || order.take_profit.is_some()) {
+            portfolio.set_exit_levels(order.symbol, order.stop_loss, order.take_profit)?;
+        }
+        Ok(OrderOutcome::Filled { fill, round_trip })
     }
 }
 
@@ -566,6 +660,89 @@ mod tests {
         assert!(err.to_string().starts_with(
             "invalid execution model: parameter `rate` must be finite and non-negative, was -0.1; "
         ));
+    }
+
+    fn book() -> (Portfolio, SymbolId) {
+        let mut p = Portfolio::new(1_000.0).unwrap().with_short_selling(true);
+        let x = p.register(crate::order::Instrument::new("X")).unwrap();
+        (p, x)
+    }
+
+    #[test]
+    fn execute_books_fills_and_copies_exit_levels() {
+        let (mut p, x) = book();
+        let shorts = RiskLimits {
+            allow_short: true,
+            ..RiskLimits::default()
+        };
+        let m = model(0.01, 0.0, 0.0);
+        let b = bar(10.0, 11.0, 9.0, 10.5);
+        // Buy 50 @ 10 with 1 %: 500 + 5 -> cash 495.
+        let mut buy = Order::market(1, x, Side::Buy, 50.0, 0)
+            .with_stop_loss(9.0)
+            .with_take_profit(12.0);
+        let outcome = m.execute(&mut buy, &mut p, &shorts, &b, b.open).unwrap();
+        let OrderOutcome::Filled { fill, round_trip } = outcome else {
+            panic!("{outcome:?}");
+        };
+        assert_eq!((fill.price, round_trip), (10.0, None));
+        approx(p.cash(), 495.0);
+        assert_eq!(buy.status, crate::order::OrderStatus::Filled);
+        assert_eq!(buy.filled_at, Some(3_600));
+        let pos = p.position(x).unwrap();
+        assert_eq!((pos.stop_loss, pos.take_profit), (Some(9.0), Some(12.0)));
+        // Sell 80 @ 10.5 flips to short 30; the sell's levels replace the long's.
+        let mut flip = Order::market(2, x, Side::Sell, 80.0, 0).with_stop_loss(11.5);
+        let outcome = m.execute(&mut flip, &mut p, &shorts, &b, b.close).unwrap();
+        let OrderOutcome::Filled { round_trip, .. } = outcome else {
+            panic!("{outcome:?}");
+        };
+        // Closed 50: gross 50 * 0.5 = 25; fees 5 + 8.4 * 50/80 = 10.25.
+        approx(round_trip.unwrap().pnl, 14.75);
+        let pos = p.position(x).unwrap();
+        assert_eq!(pos.quantity, -30.0);
+        assert_eq!((pos.stop_loss, pos.take_profit), (Some(11.5), None));
+    }
+
+    #[test]
+    fn execute_rejects_leaves_pending_and_refuses_invalid_orders() {
+        let (mut p, x) = book();
+        let m = model(0.0, 0.0, 0.0);
+        let limits = RiskLimits::default();
+        let b = bar(10.0, 11.0, 9.0, 10.5);
+        // Selling with nothing held and shorts not allowed by the limits.
+        let mut sell = Order::market(1, x, Side::Sell, 1.0, 0);
+        let before = p.clone();
+        assert_eq!(
+            m.execute(&mut sell, &mut p, &limits, &b, b.open).unwrap(),
+            OrderOutcome::Rejected(RiskViolation::InsufficientPosition {
+                requested: 1.0,
+                held: 0.0
+            })
+        );
+        assert_eq!(p, before);
+        assert_eq!(
+            sell.status.to_string(),
+            "rejected (insufficient position: selling 1, 0 held, short selling not allowed)"
+        );
+        // A buy limit at 8 against a bar whose low is 9: pending, order still new.
+        let mut limit = Order::limit(2, x, Side::Buy, 1.0, 8.0, 0);
+        assert_eq!(
+            m.execute(&mut limit, &mut p, &limits, &b, b.open).unwrap(),
+            OrderOutcome::Pending
+        );
+        assert!(limit.is_open());
+        // Half a unit of a whole-unit instrument: a typed error, nothing changed.
+        let mut half = Order::market(3, x, Side::Buy, 0.5, 0);
+        assert!(matches!(
+            m.execute(&mut half, &mut p, &limits, &b, b.open),
+            Err(Error::InvalidOrder {
+                field: "quantity",
+                ..
+            })
+        ));
+        assert!(half.is_open());
+        assert_eq!(p, before);
     }
 
     #[test]

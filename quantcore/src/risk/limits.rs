@@ -186,17 +186,17 @@ impl RiskViolation {
 /// 2. short selling off: `after < 0` → [`InsufficientPosition`](RiskViolation::InsufficientPosition)
 ///    (a sell within [`QUANTITY_TOLERANCE`](crate::order::QUANTITY_TOLERANCE) of the
 ///    holding closes it);
-/// 3. only for orders that add exposure:
+/// 3. cash, for every order: `cash - (side * quantity * price + commission) < 0` →
+///    [`InsufficientCash`](RiskViolation::InsufficientCash) (for a sell this only
+///    fails when the fees exceed cash plus proceeds);
+/// 4. only for orders that add exposure:
 ///    - kill switch: `min(portfolio.max_drawdown(), portfolio.current_drawdown()) <= -max_drawdown`
 ///      → [`DrawdownHalt`](RiskViolation::DrawdownHalt);
 ///    - `quantity * price > max_order_notional` → [`OrderTooLarge`](RiskViolation::OrderTooLarge);
 ///    - opening from flat with `max_open_positions` already open →
 ///      [`TooManyOpenPositions`](RiskViolation::TooManyOpenPositions);
 ///    - `|after| * price > max_position_fraction * equity` →
-///      [`PositionTooLarge`](RiskViolation::PositionTooLarge);
-/// 4. cash: `cash - (side * quantity * price + commission) < 0` →
-///    [`InsufficientCash`](RiskViolation::InsufficientCash) (for a sell this only
-///    fails when the fees exceed cash plus proceeds).
+///      [`PositionTooLarge`](RiskViolation::PositionTooLarge).
 ///
 /// Orders that only reduce a position pass every limit but the cash check: a risk
 /// limit never traps a trader in a position.
@@ -253,6 +253,15 @@ pub fn check_risk_limits(
         });
     }
 
+    let fee = commission.commission(quantity * price);
+    let available = portfolio.cash();
+    if cash_after(available, order.side, quantity, price, fee) < 0.0 {
+        return Err(RiskViolation::InsufficientCash {
+            required: order.side.sign() * (quantity * price) + fee,
+            available,
+        });
+    }
+
     let flips = held != 0.0 && after != 0.0 && (held > 0.0) != (after > 0.0);
     let adds_exposure = after.abs() > held.abs() || flips;
     if adds_exposure {
@@ -284,14 +293,6 @@ pub fn check_risk_limits(
         }
     }
 
-    let fee = commission.commission(quantity * price);
-    let available = portfolio.cash();
-    if cash_after(available, order.side, quantity, price, fee) < 0.0 {
-        return Err(RiskViolation::InsufficientCash {
-            required: order.side.sign() * (quantity * price) + fee,
-            available,
-        });
-    }
     Ok(())
 }
 
