@@ -96,7 +96,87 @@ pub enum Error {
     },
 
     // --- money: order, risk, execution, portfolio, backtest -----------------------
-    // (variants of the money core go here)
+    /// A symbol name is not registered with the instruments in use.
+    #[error("unknown symbol `{symbol}`")]
+    UnknownSymbol { symbol: String },
+    /// A [`SymbolId`](crate::order::SymbolId) does not belong to the instruments in use.
+    #[error("unknown symbol id {id}")]
+    UnknownSymbolId { id: u32 },
+    /// A symbol is registered twice, or its name is empty.
+    #[error("symbol `{symbol}` {reason}")]
+    InvalidSymbol {
+        symbol: String,
+        reason: &'static str,
+    },
+    /// A field of an order is invalid (quantity, limit price, stop levels).
+    #[error("order {order_id}: `{field}` {reason}, was {value}")]
+    InvalidOrder {
+        order_id: u64,
+        field: &'static str,
+        value: f64,
+        reason: &'static str,
+    },
+    /// A field of a fill is invalid (quantity, price, commission).
+    #[error("fill of order {order_id}: `{field}` {reason}, was {value}")]
+    InvalidFill {
+        order_id: u64,
+        field: &'static str,
+        value: f64,
+        reason: &'static str,
+    },
+    /// A number given to a money function (price, equity, cash, confidence) is invalid.
+    #[error("`{field}` {reason}, was {value}")]
+    InvalidInput {
+        field: &'static str,
+        value: f64,
+        reason: &'static str,
+    },
+    /// The order was already filled, rejected or cancelled.
+    #[error("order {order_id} is {status}, not open")]
+    OrderNotOpen { order_id: u64, status: String },
+    /// A market order was given to a limit-order function, or the reverse.
+    #[error("order {order_id} is a {actual} order, expected a {expected} order")]
+    OrderKindMismatch {
+        order_id: u64,
+        expected: &'static str,
+        actual: &'static str,
+    },
+    /// A fill was recorded against an order it does not belong to.
+    #[error("fill of order {fill_order_id} does not match order {order_id}: `{field}` differs")]
+    FillMismatch {
+        order_id: u64,
+        fill_order_id: u64,
+        field: &'static str,
+    },
+    /// A sell would take a position below zero and the portfolio does not allow shorts.
+    #[error(
+        "order {order_id}: selling {requested} `{symbol}` exceeds the {held} held and short selling is not allowed"
+    )]
+    ShortNotAllowed {
+        order_id: u64,
+        symbol: String,
+        requested: f64,
+        held: f64,
+    },
+    /// An operation needs an open position and the symbol is flat.
+    #[error("no open position in `{symbol}`")]
+    NoOpenPosition { symbol: String },
+    /// The risk limits rejected an order.
+    #[error("order {order_id} rejected: {violation}")]
+    OrderRejected {
+        order_id: u64,
+        violation: crate::risk::RiskViolation,
+    },
+    /// A configuration (risk limits, commission, execution) has invalid fields; each
+    /// problem is an [`Error::InvalidParameter`].
+    #[error(
+        "invalid {config}: {}",
+        .problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    )]
+    InvalidConfig {
+        config: &'static str,
+        problems: Vec<Error>,
+    },
 
     // --- ml and signal ---------------------------------------------------------------
     // (variants of ml::lstm, ml::iforest and signal go here)

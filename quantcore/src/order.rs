@@ -1,1 +1,0 @@
-//! TODO: see the issue tracker.
