@@ -15,6 +15,11 @@
 //! | [`features`] | streaming indicators: SMA, EMA, returns, volatility, z-score, RSI, ATR |
 //! | [`metrics`] | return and trade statistics (empyrical's conventions) |
 //! | [`report`] | text, JSON and self-contained HTML reports |
+//! | [`order`] | [`Order`], [`Side`], [`OrderKind`], validation and [`Sizing`] |
+//! | [`risk`] | [`RiskLimits`], `check_risk_limits`, stop-loss and take-profit triggers |
+//! | [`execution`] | simulated fills (market with slippage, limit when crossed), commission |
+//! | [`portfolio`] | [`Portfolio`], [`Position`], round trips, snapshots |
+//! | [`ml`] | [`IsolationForest`] anomaly detection and the LSTM predictor |
 //! | [`sample`] | the bundled synthetic sample data |
 //!
 //! ## Cargo features
@@ -37,7 +42,11 @@ pub mod signal;
 
 pub use data::{Bar, BarSeries, DroppedRows};
 pub use error::{Error, Result};
+pub use execution::{CommissionModel, ExecutionModel, Fill, OrderOutcome};
 pub use ml::iforest::{Detection, IsolationForest};
+pub use order::{Instrument, Instruments, Order, OrderKind, OrderStatus, Side, Sizing, SymbolId};
+pub use portfolio::{Portfolio, Position, RoundTrip, Snapshot};
+pub use risk::{RiskLimits, RiskViolation};
 
 /// The linfa and ndarray the estimators are built on, re-exported so callers use the
 /// same versions.
