@@ -198,6 +198,21 @@ pub enum Error {
     #[error("linfa: {message}")]
     Linfa { message: String },
 
+    // --- features, metrics, report ---------------------------------------------------
+    /// An equity value is zero or negative.
+    #[error("row {row}: equity must be positive, was {value}")]
+    NonPositiveEquity { row: usize, value: f64 },
+    /// A timestamp of an equity curve is before the previous one.
+    #[error("row {row}: timestamp {timestamp} is before the previous point's {previous}")]
+    UnsortedTimestamps {
+        row: usize,
+        timestamp: i64,
+        previous: i64,
+    },
+    /// A report could not be serialized.
+    #[error("could not serialize {what}: {message}")]
+    Serialization { what: &'static str, message: String },
+
     // --- io -----------------------------------------------------------------------
     /// Reading or writing a file failed.
     #[error("i/o error on {path}: {message}")]

@@ -1,0 +1,467 @@
+//! The full metrics set of an equity curve and its trades.
+
+use serde::{Deserialize, Serialize};
+
+use super::drawdown::{DrawdownPeriod, check_curve, max_drawdown_period};
+use super::returns::{Moments, Tails, cagr_from_growth, calmar_from};
+use super::trades::TradeStats;
+use super::undefined::{Metric, Undefined, metric_struct};
+use crate::error::{Error, Result};
+
+/// Trading days in a year, the default annualization of daily returns.
+pub const TRADING_DAYS_PER_YEAR: f64 = 252.0;
+
+/// Parameters of [`Metrics::compute`].
+///
+/// Defaults: `periods_per_year = 252` (daily bars), `risk_free_rate = 0`,
+/// `sortino_target = 0`. Rates are per period, like the returns (an annual 4% on daily
+/// bars is about `0.04 / 252`).
+///
+/// ```
+/// use quantcore::metrics::MetricsConfig;
+/// let hourly_crypto = MetricsConfig { periods_per_year: 24.0 * 365.0, ..Default::default() };
+/// assert_eq!(hourly_crypto.risk_free_rate, 0.0);
+/// assert!(hourly_crypto.validate().is_ok());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Periods (bars) per year used to annualize; finite and positive.
+    pub periods_per_year: f64,
+    /// Risk-free rate per period, subtracted in the Sharpe ratio; finite.
+    pub risk_free_rate: f64,
+    /// Minimum acceptable return per period of the Sortino ratio; finite.
+    pub sortino_target: f64,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            periods_per_year: TRADING_DAYS_PER_YEAR,
+            risk_free_rate: 0.0,
+            sortino_target: 0.0,
+        }
+    }
+}
+
+impl MetricsConfig {
+    /// Checks every field.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] naming the first bad field.
+    pub fn validate(&self) -> Result<()> {
+        if !(self.periods_per_year.is_finite() && self.periods_per_year > 0.0) {
+            return Err(Error::invalid_parameter(
+                "periods_per_year",
+                self.periods_per_year,
+                "must be finite and positive",
+            ));
+        }
+        for (name, value) in [
+            ("risk_free_rate", self.risk_free_rate),
+            ("sortino_target", self.sortino_target),
+        ] {
+            if !value.is_finite() {
+                return Err(Error::invalid_parameter(name, value, "must be finite"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Tail probability of the VaR and CVaR in [`Metrics`] (95% confidence).
+const VAR_CUTOFF: f64 = 0.05;
+
+metric_struct! {
+    /// Every return, risk and trade statistic of a run, computed by [`Metrics::compute`].
+    ///
+    /// Conventions are empyrical's (see the [module docs](super)). Fields that can be
+    /// undefined are [`Metric`]s: `Err(reason)` instead of a made-up number. In JSON
+    /// they are numbers or `null`, the reasons of the nulls under `"undefined"`.
+    ///
+    /// ```
+    /// use quantcore::metrics::{Metrics, MetricsConfig, Undefined};
+    /// let day = 86_400;
+    /// let timestamps = [0, day, 2 * day, 3 * day];
+    /// let equity = [100.0, 110.0, 99.0, 108.9]; // +10%, -10%, +10%
+    /// let metrics = Metrics::compute(&timestamps, &equity, &[8.9], &MetricsConfig::default())?;
+    /// assert!((metrics.total_return - 0.089).abs() < 1e-12);
+    /// assert!((metrics.max_drawdown + 0.1).abs() < 1e-12); // 99 / 110 - 1
+    /// let period = metrics.max_drawdown_period.unwrap();
+    /// assert_eq!((period.peak_timestamp, period.trough_timestamp), (day, 2 * day));
+    /// assert_eq!(period.recovery_timestamp, None); // 108.9 < 110
+    /// assert_eq!(metrics.trades.profit_factor, Err(Undefined::NoLosingTrades));
+    /// # Ok::<(), quantcore::Error>(())
+    /// ```
+    pub struct Metrics via MetricsJson = "MetricsJson" {
+        /// The parameters used.
+        pub config: MetricsConfig,
+        /// Timestamp of the first point (the starting capital), Unix seconds.
+        pub start_timestamp: i64,
+        /// Timestamp of the last point, Unix seconds.
+        pub end_timestamp: i64,
+        /// Number of returns: points of the curve minus one.
+        pub n_periods: usize,
+        /// The starting capital, `equity[0]`.
+        pub initial_equity: f64,
+        /// The last equity value.
+        pub final_equity: f64,
+        /// `final_equity / initial_equity - 1`.
+        pub total_return: f64,
+        /// `min_t(equity_t / max_{s<=t} equity_s - 1)`, a fraction <= 0.
+        pub max_drawdown: f64,
+        /// The episode of the maximum drawdown (peak, trough, recovery, duration);
+        /// `None` when the equity never fell below a previous peak.
+        pub max_drawdown_period: Option<DrawdownPeriod>,
+        /// Statistics of the closed trades.
+        pub trades: TradeStats,
+        ;
+        /// Compound annual growth rate `(final / initial)^(ppy / n_periods) - 1`
+        /// (empyrical's `annual_return`).
+        pub cagr: Metric,
+        /// Arithmetic annualized return `mean(r) * ppy`.
+        pub annualized_mean_return: Metric,
+        /// Annualized volatility `std(r, ddof=1) * sqrt(ppy)`.
+        pub volatility: Metric,
+        /// `mean(r - rf) / std(r, ddof=1) * sqrt(ppy)`.
+        pub sharpe_ratio: Metric,
+        /// `mean(r - target) * ppy / downside_deviation`.
+        pub sortino_ratio: Metric,
+        /// Annualized `sqrt(mean(min(r - target, 0)^2)) * sqrt(ppy)`, over all periods.
+        pub downside_deviation: Metric,
+        /// `cagr / |max_drawdown|`.
+        pub calmar_ratio: Metric,
+        /// Population skewness of the returns.
+        pub skewness: Metric,
+        /// Population excess kurtosis of the returns (0 for a normal distribution).
+        pub excess_kurtosis: Metric,
+        /// `|p95| / |p5|` of the returns.
+        pub tail_ratio: Metric,
+        /// Historical one-period VaR at 95%: the 5th percentile return (usually < 0).
+        pub value_at_risk_95: Metric,
+        /// Mean of the worst 5% of returns (empyrical's CVaR).
+        pub conditional_value_at_risk_95: Metric,
+        /// Best one-period return.
+        pub best_period_return: Metric,
+        /// Worst one-period return.
+        pub worst_period_return: Metric,
+    }
+}
+
+impl Metrics {
+    /// Computes the full set from an equity curve and the PnLs of closed trades.
+    ///
+    /// `timestamps` (Unix seconds, non-decreasing) and `equity` have one entry per
+    /// point; `equity[0]` is the starting capital, and returns are
+    /// `equity[t] / equity[t - 1] - 1`. `trade_pnls` may be empty. Cost: a few passes
+    /// over the returns and one allocation (the returns, later reordered for the
+    /// percentiles by O(n) selection); no sorting.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] for a bad config; [`Error::LengthMismatch`] when the
+    /// columns differ in length; [`Error::NotEnoughData`] for an empty curve;
+    /// [`Error::NonFinite`] / [`Error::NonPositiveEquity`] naming the first bad equity
+    /// point; [`Error::UnsortedTimestamps`]; [`Error::NonFinite`] for a bad trade PnL.
+    pub fn compute(
+        timestamps: &[i64],
+        equity: &[f64],
+        trade_pnls: &[f64],
+        config: &MetricsConfig,
+    ) -> Result<Metrics> {
+        config.validate()?;
+        check_curve(timestamps, equity)?;
+        let trades = TradeStats::compute(trade_pnls)?;
+        let ppy = config.periods_per_year;
+
+        let mut returns: Vec<f64> = equity.windows(2).map(|w| w[1] / w[0] - 1.0).collect();
+        let n_periods = returns.len();
+        let moments = Moments::of(&returns, config.sortino_target);
+        let (max_drawdown, period) = max_drawdown_period(timestamps, equity);
+        let initial_equity = equity[0];
+        let final_equity = equity[equity.len() - 1];
+        let cagr = cagr_from_growth(final_equity / initial_equity, n_periods, ppy);
+        // The returns are not needed in order any more: reuse them as the scratch buffer.
+        let tails = Tails::of(&mut returns, VAR_CUTOFF);
+        let extreme = |value: f64| {
+            if n_periods == 0 {
+                Err(Undefined::TooFewPeriods {
+                    required: 1,
+                    actual: 0,
+                })
+            } else {
+                Ok(value)
+            }
+        };
+
+        Ok(Metrics {
+            config: *config,
+            start_timestamp: timestamps[0],
+            end_timestamp: timestamps[timestamps.len() - 1],
+            n_periods,
+            initial_equity,
+            final_equity,
+            total_return: final_equity / initial_equity - 1.0,
+            max_drawdown,
+            max_drawdown_period: period,
+            trades,
+            cagr,
+            annualized_mean_return: moments.annualized_mean_return(ppy),
+            volatility: moments.annual_volatility(ppy),
+            sharpe_ratio: moments.sharpe_ratio(config.risk_free_rate, ppy),
+            sortino_ratio: moments.sortino_ratio(config.sortino_target, ppy),
+            downside_deviation: moments.downside_deviation(ppy),
+            calmar_ratio: calmar_from(cagr, max_drawdown),
+            skewness: moments.skewness(),
+            excess_kurtosis: moments.excess_kurtosis(),
+            tail_ratio: tails.tail_ratio,
+            value_at_risk_95: tails.value_at_risk,
+            conditional_value_at_risk_95: tails.conditional_value_at_risk,
+            best_period_return: extreme(moments.best),
+            worst_period_return: extreme(moments.worst),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::{self as free};
+
+    const DAY: i64 = 86_400;
+
+    fn days(n: usize) -> Vec<i64> {
+        (0..n as i64).map(|i| 1_577_836_800 + i * DAY).collect()
+    }
+
+    fn close(actual: Metric, expected: f64) {
+        let actual = actual.unwrap_or_else(|reason| panic!("undefined: {reason}"));
+        assert!(
+            (actual - expected).abs() <= 1e-10 * expected.abs().max(1.0),
+            "{actual} vs {expected}"
+        );
+    }
+
+    /// Equity with returns +2%, -2%, +5%, -3%:
+    /// 100 -> 102 -> 99.96 -> 104.958 -> 101.80926.
+    fn sample() -> (Vec<i64>, Vec<f64>) {
+        (days(5), vec![100.0, 102.0, 99.96, 104.958, 101.80926])
+    }
+
+    #[test]
+    fn full_set_by_hand() {
+        let (ts, equity) = sample();
+        let m = Metrics::compute(&ts, &equity, &[5.0, -3.0], &MetricsConfig::default()).unwrap();
+        let ppy: f64 = 252.0;
+        // mean 0.02 / 4 = 0.005; deviations 0.015, -0.025, 0.045, -0.035
+        // sum of squares 2.25e-4 + 6.25e-4 + 20.25e-4 + 12.25e-4 = 41e-4
+        let std = (41e-4_f64 / 3.0).sqrt();
+        assert_eq!(m.n_periods, 4);
+        assert_eq!((m.start_timestamp, m.end_timestamp), (ts[0], ts[4]));
+        assert!((m.total_return - 0.0180926).abs() < 1e-12);
+        close(m.cagr, 1.0180926_f64.powf(252.0 / 4.0) - 1.0);
+        close(m.annualized_mean_return, 0.005 * 252.0);
+        close(m.volatility, std * ppy.sqrt());
+        close(m.sharpe_ratio, 0.005 / std * ppy.sqrt());
+        // downside (target 0): squares 4e-4 + 9e-4 = 13e-4, / 4 = 3.25e-4
+        let downside = 3.25e-4_f64.sqrt() * ppy.sqrt();
+        close(m.downside_deviation, downside);
+        close(m.sortino_ratio, 0.005 * 252.0 / downside);
+        // deepest fall: 104.958 (i=3) -> 101.80926 (i=4), -3%, not recovered
+        assert!((m.max_drawdown + 0.03).abs() < 1e-12);
+        let period = m.max_drawdown_period.unwrap();
+        assert_eq!((period.peak_index, period.trough_index), (3, 4));
+        assert_eq!(
+            (period.peak_timestamp, period.trough_timestamp),
+            (ts[3], ts[4])
+        );
+        assert_eq!(period.recovery_timestamp, None);
+        assert_eq!((period.duration_periods, period.duration_seconds), (1, DAY));
+        close(m.calmar_ratio, (1.0180926_f64.powf(63.0) - 1.0) / 0.03);
+        // m3 = 0.015^3 - 0.025^3 + 0.045^3 - 0.035^3 = 36e-6; skew = (36e-6/4) / (41e-4/4)^1.5
+        close(m.skewness, 9e-6 / 1.025e-3_f64.powf(1.5));
+        // m4 = (0.015^4 + 0.025^4 + 0.045^4 + 0.035^4) = 604.25e-8
+        close(
+            m.excess_kurtosis,
+            (604.25e-8 / 4.0) / 1.025e-3_f64.powi(2) - 3.0,
+        );
+        // sorted returns -0.03, -0.02, 0.02, 0.05; p5 at 3 * 0.05 = 0.15:
+        // -0.03 + 0.15 * 0.01 = -0.0285; p95 at 2.85: 0.02 + 0.85 * 0.03 = 0.0455
+        close(m.value_at_risk_95, -0.0285);
+        close(m.conditional_value_at_risk_95, -0.03);
+        close(m.tail_ratio, 0.0455 / 0.0285);
+        close(m.best_period_return, 0.05);
+        close(m.worst_period_return, -0.03);
+        assert_eq!(m.trades.n_trades, 2);
+        assert_eq!(m.trades.profit_factor, Ok(5.0 / 3.0));
+    }
+
+    #[test]
+    fn agrees_with_the_free_functions() {
+        let (ts, equity) = sample();
+        let config = MetricsConfig {
+            periods_per_year: 52.0,
+            risk_free_rate: 0.0005,
+            sortino_target: 0.001,
+        };
+        let m = Metrics::compute(&ts, &equity, &[], &config).unwrap();
+        let r: Vec<f64> = equity.windows(2).map(|w| w[1] / w[0] - 1.0).collect();
+        close(
+            m.sharpe_ratio,
+            free::sharpe_ratio(&r, 0.0005, 52.0).unwrap(),
+        );
+        close(
+            m.sortino_ratio,
+            free::sortino_ratio(&r, 0.001, 52.0).unwrap(),
+        );
+        close(m.cagr, free::cagr(&r, 52.0).unwrap());
+        close(m.calmar_ratio, free::calmar_ratio(&r, 52.0).unwrap());
+        close(Ok(m.max_drawdown), free::max_drawdown(&r).unwrap());
+        close(Ok(m.total_return), free::total_return(&r).unwrap());
+        close(m.tail_ratio, free::tail_ratio(&r).unwrap());
+        close(m.value_at_risk_95, free::value_at_risk(&r, 0.05).unwrap());
+    }
+
+    #[test]
+    fn a_single_point_has_only_trivial_metrics() {
+        let m = Metrics::compute(&[0], &[1_000.0], &[], &MetricsConfig::default()).unwrap();
+        assert_eq!(m.n_periods, 0);
+        assert_eq!((m.total_return, m.max_drawdown), (0.0, 0.0));
+        assert!(m.max_drawdown_period.is_none());
+        let one = Undefined::TooFewPeriods {
+            required: 1,
+            actual: 0,
+        };
+        let two = Undefined::TooFewPeriods {
+            required: 2,
+            actual: 0,
+        };
+        assert_eq!(m.cagr, Err(one));
+        assert_eq!(m.calmar_ratio, Err(one));
+        assert_eq!(m.value_at_risk_95, Err(one));
+        assert_eq!(m.best_period_return, Err(one));
+        assert_eq!(m.sharpe_ratio, Err(two));
+        assert_eq!(m.volatility, Err(two));
+        assert_eq!(m.trades.win_rate, Err(Undefined::NoTrades));
+    }
+
+    #[test]
+    fn flat_equity_is_undefined_not_zero_or_infinite() {
+        let m = Metrics::compute(&days(4), &[100.0; 4], &[], &MetricsConfig::default()).unwrap();
+        assert_eq!(m.sharpe_ratio, Err(Undefined::ZeroVariance));
+        assert_eq!(m.sortino_ratio, Err(Undefined::NoDownside));
+        assert_eq!(m.calmar_ratio, Err(Undefined::NoDrawdown));
+        assert_eq!(m.tail_ratio, Err(Undefined::ZeroLeftTail));
+        assert_eq!(m.skewness, Err(Undefined::ZeroVariance));
+        assert_eq!(m.volatility, Ok(0.0));
+        assert_eq!(m.cagr, Ok(0.0));
+    }
+
+    #[test]
+    fn bad_input_is_a_typed_error() {
+        let config = MetricsConfig::default();
+        let err = Metrics::compute(&days(2), &[1.0, 2.0, 3.0], &[], &config).unwrap_err();
+        assert!(matches!(
+            err,
+            Error::LengthMismatch {
+                field: "equity",
+                expected: 2,
+                actual: 3
+            }
+        ));
+        let err = Metrics::compute(&[], &[], &[], &config).unwrap_err();
+        assert!(matches!(
+            err,
+            Error::NotEnoughData {
+                required: 1,
+                actual: 0,
+                ..
+            }
+        ));
+        let err = Metrics::compute(&days(3), &[1.0, 0.0, 1.0], &[], &config).unwrap_err();
+        assert_eq!(err.to_string(), "row 1: equity must be positive, was 0");
+        let err = Metrics::compute(&days(2), &[1.0, f64::INFINITY], &[], &config).unwrap_err();
+        assert!(matches!(
+            err,
+            Error::NonFinite {
+                row: 1,
+                field: "equity",
+                ..
+            }
+        ));
+        let err = Metrics::compute(&[2, 1], &[1.0, 1.0], &[], &config).unwrap_err();
+        assert!(matches!(err, Error::UnsortedTimestamps { row: 1, .. }));
+        let err = Metrics::compute(&days(2), &[1.0, 1.0], &[f64::NAN], &config).unwrap_err();
+        assert!(matches!(
+            err,
+            Error::NonFinite {
+                row: 0,
+                field: "trade_pnls",
+                ..
+            }
+        ));
+        for bad in [
+            MetricsConfig {
+                periods_per_year: 0.0,
+                ..config
+            },
+            MetricsConfig {
+                risk_free_rate: f64::NAN,
+                ..config
+            },
+            MetricsConfig {
+                sortino_target: f64::INFINITY,
+                ..config
+            },
+        ] {
+            let err = Metrics::compute(&days(2), &[1.0, 1.0], &[], &bad).unwrap_err();
+            assert!(matches!(err, Error::InvalidParameter { .. }), "{err}");
+        }
+    }
+
+    #[test]
+    fn json_is_flat_with_reasons_and_round_trips() {
+        let m = Metrics::compute(&days(4), &[100.0; 4], &[1.0], &MetricsConfig::default()).unwrap();
+        let json = serde_json::to_value(&m).unwrap();
+        assert!(json["sharpe_ratio"].is_null());
+        assert_eq!(json["undefined"]["sharpe_ratio"]["reason"], "zero_variance");
+        assert_eq!(
+            json["undefined"]["sharpe_ratio"]["message"],
+            "returns have zero variance"
+        );
+        assert_eq!(json["volatility"], 0.0);
+        assert_eq!(json["config"]["periods_per_year"], 252.0);
+        assert_eq!(json["trades"]["win_rate"], 1.0);
+        assert_eq!(
+            json["trades"]["undefined"]["profit_factor"]["reason"],
+            "no_losing_trades"
+        );
+        let back: Metrics = serde_json::from_value(json).unwrap();
+        assert_eq!(back, m);
+    }
+
+    #[test]
+    fn config_rejects_unknown_fields_and_fills_defaults() {
+        let config: MetricsConfig = serde_json::from_str(r#"{"periods_per_year": 52}"#).unwrap();
+        assert_eq!(
+            config,
+            MetricsConfig {
+                periods_per_year: 52.0,
+                ..Default::default()
+            }
+        );
+        assert!(serde_json::from_str::<MetricsConfig>(r#"{"ppy": 52}"#).is_err());
+    }
+
+    #[test]
+    fn million_point_curve_is_handled() {
+        // a smoke test of scale (speed is measured by the criterion bench, in release)
+        let n = 1_000_000;
+        let ts: Vec<i64> = (0..n as i64).collect();
+        let equity: Vec<f64> = (0..n)
+            .map(|i| 100.0 * (1.0 + 0.1 * ((i as f64) * 0.001).sin()) + i as f64 * 1e-4)
+            .collect();
+        let m = Metrics::compute(&ts, &equity, &[], &MetricsConfig::default()).unwrap();
+        assert_eq!(m.n_periods, n - 1);
+        assert!(m.sharpe_ratio.is_ok() && m.max_drawdown < 0.0);
+    }
+}
