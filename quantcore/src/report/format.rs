@@ -3,7 +3,7 @@
 
 use chrono::DateTime;
 
-use crate::metrics::{Metric, Metrics};
+use crate::metrics::{Metric, Metrics, Undefined};
 
 /// One formatted value: a number, or why there is none.
 #[derive(Debug, Clone, PartialEq)]
@@ -129,10 +129,7 @@ pub(crate) fn sections(m: &Metrics) -> Vec<Section> {
         ],
         None => vec![
             row("Max drawdown", value(percent(m.max_drawdown))),
-            row(
-                "Peak",
-                Cell::Undefined("the equity never fell below a previous peak".into()),
-            ),
+            row("Peak", Cell::Undefined(Undefined::NoDrawdown.to_string())),
         ],
     };
     vec![
