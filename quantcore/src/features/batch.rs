@@ -253,6 +253,35 @@ mod tests {
     }
 
     #[test]
+    fn warm_up_is_where_the_first_value_appears() {
+        fn first_value<I: Indicator<Input = f64>>(indicator: I, xs: &[f64]) -> (usize, usize) {
+            let warm_up = indicator.warm_up();
+            let out = streamed(indicator, xs);
+            (out.iter().position(|v| !v.is_nan()).unwrap() + 1, warm_up)
+        }
+        let xs = naive::random_prices(12, 100);
+        for period in [2, 3, 14] {
+            for (seen, warm_up) in [
+                first_value(Sma::new(period).unwrap(), &xs),
+                first_value(Ema::new(period).unwrap(), &xs),
+                first_value(SimpleReturn::new(period).unwrap(), &xs),
+                first_value(LogReturn::new(period).unwrap(), &xs),
+                first_value(RollingVolatility::new(period).unwrap(), &xs),
+                first_value(RollingZScore::new(period).unwrap(), &xs),
+                first_value(Rsi::new(period).unwrap(), &xs),
+            ] {
+                assert_eq!(seen, warm_up, "period {period}");
+            }
+            let mut atr = Atr::new(period).unwrap();
+            let first = xs
+                .iter()
+                .position(|&c| atr.update(c * 1.01, c * 0.99, c).is_some())
+                .unwrap();
+            assert_eq!(first + 1, Indicator::warm_up(&atr));
+        }
+    }
+
+    #[test]
     fn bad_input_names_the_row() {
         let err = sma(&[1.0, f64::NAN, 3.0], 2).unwrap_err();
         assert!(

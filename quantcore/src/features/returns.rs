@@ -127,9 +127,9 @@ lagged_return!(
     /// ```
     /// use quantcore::features::SimpleReturn;
     /// let mut r = SimpleReturn::new(1)?;
-    /// assert_eq!(r.update(100.0), None);
-    /// assert_eq!(r.update(125.0), Some(0.25));
-    /// assert_eq!(r.update(100.0), Some(-0.2));
+    /// assert_eq!(r.update(80.0), None);
+    /// assert_eq!(r.update(100.0), Some(0.25));
+    /// assert_eq!(r.update(75.0), Some(-0.25));
     /// # Ok::<(), quantcore::Error>(())
     /// ```
     SimpleReturn,

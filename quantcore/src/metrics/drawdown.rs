@@ -54,6 +54,12 @@ pub(crate) fn check_curve(timestamps: &[i64], equity: &[f64]) -> Result<()> {
         });
     }
     check_equity(equity)?;
+    let sorted = timestamps
+        .windows(2)
+        .fold(true, |sorted, w| sorted & (w[1] >= w[0]));
+    if sorted {
+        return Ok(());
+    }
     if let Some(row) = timestamps.windows(2).position(|w| w[1] < w[0]) {
         return Err(Error::UnsortedTimestamps {
             row: row + 1,
@@ -66,6 +72,14 @@ pub(crate) fn check_curve(timestamps: &[i64], equity: &[f64]) -> Result<()> {
 
 /// Checks that every equity value is finite and positive.
 pub(crate) fn check_equity(equity: &[f64]) -> Result<()> {
+    // Fast path: a branch-free scan the compiler vectorizes; the slow loop below runs
+    // only to name the first bad row.
+    let all_valid = equity
+        .iter()
+        .fold(true, |valid, &v| valid & (v > 0.0) & (v < f64::INFINITY));
+    if all_valid {
+        return Ok(());
+    }
     for (row, &value) in equity.iter().enumerate() {
         if !value.is_finite() {
             return Err(Error::NonFinite {

@@ -44,7 +44,7 @@
 //! exact conventions (ddof, Sortino's all-period downside, CVaR's tail count), which
 //! are the contract here.
 
-mod drawdown;
+pub(crate) mod drawdown;
 mod returns;
 mod summary;
 mod trades;
