@@ -255,7 +255,9 @@ impl Error {
             | Error::UnsortedBars { row, .. }
             | Error::DuplicateBar { row, .. }
             | Error::InvalidField { row, .. }
-            | Error::NonFiniteFeature { row, .. } => Some(*row),
+            | Error::NonFiniteFeature { row, .. }
+            | Error::NonPositiveEquity { row, .. }
+            | Error::UnsortedTimestamps { row, .. } => Some(*row),
             _ => None,
         }
     }

@@ -43,6 +43,7 @@ pub mod signal;
 pub use data::{Bar, BarSeries, DroppedRows};
 pub use error::{Error, Result};
 pub use execution::{CommissionModel, ExecutionModel, Fill, OrderOutcome};
+pub use metrics::{Metrics, MetricsConfig, TradeStats};
 pub use ml::iforest::{Detection, IsolationForest};
 pub use order::{Instrument, Instruments, Order, OrderKind, OrderStatus, Side, Sizing, SymbolId};
 pub use portfolio::{Portfolio, Position, RoundTrip, Snapshot};

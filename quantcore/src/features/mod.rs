@@ -74,6 +74,7 @@ mod volatility;
 mod wilder;
 pub mod windows;
 
+pub use anomaly::{AnomalyFeatures, extract_features};
 pub use batch::{
     atr, ema, log_returns, rolling_volatility, rolling_volatility_of, rolling_zscore, rsi,
     simple_returns, sma,
