@@ -42,8 +42,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::de::{Deserializer, Visitor};
 use serde::Deserialize;
+use serde::de::{Deserializer, Visitor};
 
 use super::columns::Columns;
 use super::timestamp::parse_timestamp;
@@ -115,9 +115,9 @@ impl<'de> Deserialize<'de> for RawTime {
             }
 
             fn visit_str<E: serde::de::Error>(self, text: &str) -> std::result::Result<RawTime, E> {
-                Ok(RawTime(parse_timestamp(text.as_bytes()).map_err(|reason| {
-                    format!("{text:?} is not a timestamp: {reason}")
-                })))
+                Ok(RawTime(parse_timestamp(text.as_bytes()).map_err(
+                    |reason| format!("{text:?} is not a timestamp: {reason}"),
+                )))
             }
         }
         deserializer.deserialize_str(TimeVisitor)
@@ -378,8 +378,8 @@ mod tests {
         assert!(page.bars.series.is_empty());
         assert_eq!(page.bars.series.symbol(), Some("AAPL"));
         assert_eq!(page.next_page_token, None);
-        let multi = parse_multi_bars(br#"{"bars": null, "next_page_token": null}"#, &strict())
-            .unwrap();
+        let multi =
+            parse_multi_bars(br#"{"bars": null, "next_page_token": null}"#, &strict()).unwrap();
         assert!(multi.bars.is_empty());
     }
 
@@ -390,13 +390,19 @@ mod tests {
             code: "40010001".into(),
             description: "invalid timeframe".into(),
         };
-        assert_eq!(parse_bars(&fixture("error.json"), &strict()).unwrap_err(), expected);
+        assert_eq!(
+            parse_bars(&fixture("error.json"), &strict()).unwrap_err(),
+            expected
+        );
         assert_eq!(
             parse_multi_bars(&fixture("error.json"), &strict()).unwrap_err(),
             expected
         );
         let err = parse_bars(br#"{"message": "too many requests."}"#, &strict()).unwrap_err();
-        assert!(matches!(err, Error::SourceError { ref code, .. } if code.is_empty()), "{err}");
+        assert!(
+            matches!(err, Error::SourceError { ref code, .. } if code.is_empty()),
+            "{err}"
+        );
         assert_eq!(
             parse_bars(b"{}", &strict()).unwrap_err(),
             Error::MissingField {
@@ -411,7 +417,12 @@ mod tests {
         // Row 1: bad `t`; row 2: `c` null; row 3: high below close; row 4: fine.
         let err = parse_bars(&fixture("bad_bars.json"), &strict()).unwrap_err();
         match &err {
-            Error::InvalidField { row: 1, field, message, .. } => {
+            Error::InvalidField {
+                row: 1,
+                field,
+                message,
+                ..
+            } => {
                 assert_eq!(field, "t");
                 assert!(message.contains("2024-01-16T25:00:00Z"), "{message}");
             }
@@ -419,7 +430,10 @@ mod tests {
         }
         let lenient = ParseOptions::default().validation(Validation::Lenient);
         let page = parse_bars(&fixture("bad_bars.json"), &lenient).unwrap();
-        assert_eq!(page.bars.series.timestamps(), &[1_705_415_400, 1_705_415_640]);
+        assert_eq!(
+            page.bars.series.timestamps(),
+            &[1_705_415_400, 1_705_415_640]
+        );
         let rows: Vec<usize> = page.bars.dropped.rows.iter().map(|(row, _)| *row).collect();
         assert_eq!(rows, vec![1, 2, 3]);
         assert!(matches!(
@@ -428,7 +442,11 @@ mod tests {
         ));
         assert!(matches!(
             page.bars.dropped.rows[2].1,
-            Error::InconsistentBar { row: 3, field: "high", .. }
+            Error::InconsistentBar {
+                row: 3,
+                field: "high",
+                ..
+            }
         ));
         // The trade counts follow the kept bars only.
         assert_eq!(page.bars.trade_counts, Some(vec![812, 100]));
@@ -452,7 +470,10 @@ mod tests {
                 })
             }
         );
-        assert!(err.to_string().starts_with("symbol `MSFT`: row 1:"), "{err}");
+        assert!(
+            err.to_string().starts_with("symbol `MSFT`: row 1:"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -460,7 +481,13 @@ mod tests {
         for name in ["truncated.json", "string_price.json"] {
             let err = parse_bars(&fixture(name), &strict()).unwrap_err();
             assert!(
-                matches!(err, Error::Malformed { format: "alpaca", .. }),
+                matches!(
+                    err,
+                    Error::Malformed {
+                        format: "alpaca",
+                        ..
+                    }
+                ),
                 "{name}: {err:?}"
             );
         }
@@ -479,6 +506,9 @@ mod tests {
             &strict(),
         )
         .unwrap_err();
-        assert!(matches!(err, Error::Malformed { ref message, .. } if message.contains("RFC 3339")), "{err}");
+        assert!(
+            matches!(err, Error::Malformed { ref message, .. } if message.contains("RFC 3339")),
+            "{err}"
+        );
     }
 }

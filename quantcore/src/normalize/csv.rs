@@ -281,7 +281,9 @@ impl<'p, R: Read> CsvInput<'p, R> {
         // pandas' two-level yfinance layout: `Price,...` then `Ticker,...` and
         // `Date,,...` lines; read them first, since a multi-ticker file repeats names.
         let mut header_symbol = None;
-        let yfinance_levels = names.first().is_some_and(|n| canonical(n.as_bytes()) == "price")
+        let yfinance_levels = names
+            .first()
+            .is_some_and(|n| canonical(n.as_bytes()) == "price")
             && !names
                 .iter()
                 .any(|n| Role::of(&canonical(n.as_bytes())) == Some(Role::Timestamp));
@@ -366,8 +368,15 @@ impl<'p, R: Read> CsvInput<'p, R> {
             .filter(|t| !t.is_empty());
         let mut index_line = ByteRecord::new();
         next_line(&mut self.reader, &mut index_line)?;
-        let index_name_ok = Role::of(&canonical(index_line.get(0).unwrap_or_default().trim_ascii())) == Some(Role::Timestamp);
-        if !index_name_ok || index_line.iter().skip(1).any(|v| !v.trim_ascii().is_empty()) {
+        let index_name_ok = Role::of(&canonical(
+            index_line.get(0).unwrap_or_default().trim_ascii(),
+        )) == Some(Role::Timestamp);
+        if !index_name_ok
+            || index_line
+                .iter()
+                .skip(1)
+                .any(|v| !v.trim_ascii().is_empty())
+        {
             return Err(malformed("header", LAYOUT));
         }
         Ok(ticker)
@@ -409,7 +418,10 @@ impl<'p, R: Read> CsvInput<'p, R> {
             invalid(
                 row,
                 &layout.names[layout.timestamp],
-                format!("{:?} is not a timestamp: {reason}", String::from_utf8_lossy(text)),
+                format!(
+                    "{:?} is not a timestamp: {reason}",
+                    String::from_utf8_lossy(text)
+                ),
             )
         })?;
         let number = |index: usize| {
@@ -443,7 +455,11 @@ impl<'p, R: Read> CsvInput<'p, R> {
             return Err(invalid(row, name, "empty value".into()));
         }
         std::str::from_utf8(text).map_err(|_| {
-            invalid(row, name, format!("{:?} is not UTF-8", String::from_utf8_lossy(text)))
+            invalid(
+                row,
+                name,
+                format!("{:?} is not UTF-8", String::from_utf8_lossy(text)),
+            )
         })
     }
 }
@@ -492,7 +508,12 @@ fn csv_error(path: Option<&Path>, err: ::csv::Error, row: Option<usize>) -> Erro
 }
 
 /// Records a bad row (lenient) or returns its error (strict).
-fn reject(validation: Validation, dropped: &mut DroppedRows, row: usize, reason: Error) -> Result<()> {
+fn reject(
+    validation: Validation,
+    dropped: &mut DroppedRows,
+    row: usize,
+    reason: Error,
+) -> Result<()> {
     match validation {
         Validation::Strict => Err(reason),
         Validation::Lenient => {
@@ -637,10 +658,16 @@ mod tests {
     #[test]
     fn pandas_yfinance_daily_with_adj_close() {
         let bars = read("yfinance_daily.csv").unwrap();
-        assert_eq!(bars.series.timestamps(), &[JAN_2, JAN_2 + DAY, JAN_2 + 2 * DAY]);
+        assert_eq!(
+            bars.series.timestamps(),
+            &[JAN_2, JAN_2 + DAY, JAN_2 + 2 * DAY]
+        );
         assert_eq!(bars.series.open(), &[187.149994, 184.220001, 182.149994]);
         assert_eq!(bars.series.close(), &[185.639999, 184.25, 181.910004]);
-        assert_eq!(bars.series.volume(), &[82_488_700.0, 58_414_500.0, 71_983_600.0]);
+        assert_eq!(
+            bars.series.volume(),
+            &[82_488_700.0, 58_414_500.0, 71_983_600.0]
+        );
         assert_eq!(
             bars.series.adj_close(),
             Some(&[184.290405, 182.910522, 180.58754][..])
@@ -654,7 +681,10 @@ mod tests {
         // Ticker.history() frames: midnight New York (UTC-5 in January) = 05:00Z.
         let bars = read("yfinance_tz_aware.csv").unwrap();
         let five_am = JAN_2 + 5 * 3600;
-        assert_eq!(bars.series.timestamps(), &[five_am, five_am + DAY, five_am + 2 * DAY]);
+        assert_eq!(
+            bars.series.timestamps(),
+            &[five_am, five_am + DAY, five_am + 2 * DAY]
+        );
         assert_eq!(bars.series.adj_close(), None); // Dividends, Stock Splits ignored
         assert_eq!(bars.series.high(), &[187.31, 184.77, 182.0]);
 
@@ -662,7 +692,7 @@ mod tests {
         // 2024-09-19 09:30-04:00 = 13:30Z; 2024-09-19 is day 19985.
         let open = 19_985 * DAY + 13 * 3600 + 30 * 60;
         assert_eq!(bars.series.timestamps(), &[open, open + 60]);
-        assert_eq!(bars.series.open()[0], 217.55000305175781);
+        assert_eq!(bars.series.open()[0], f64::from(217.55_f32));
         assert_eq!(bars.series.volume()[0], 0.0);
     }
 
@@ -674,7 +704,8 @@ mod tests {
         assert_eq!(bars.series.open(), &[187.15, 184.22]);
         assert_eq!(bars.series.close(), &[185.64, 184.25]);
         assert_eq!(bars.series.adj_close(), Some(&[184.29, 182.91][..]));
-        let by_symbol = read_bars_by_symbol(path("yfinance_multilevel.csv"), &ParseOptions::default()).unwrap();
+        let by_symbol =
+            read_bars_by_symbol(path("yfinance_multilevel.csv"), &ParseOptions::default()).unwrap();
         assert_eq!(by_symbol.series["AAPL"], bars.series);
 
         let several = "Price,Close,Close\nTicker,AAPL,MSFT\nDate,,\n";
@@ -727,9 +758,17 @@ mod tests {
         for options in [ParseOptions::default(), lenient()] {
             let err = read_bars(path("symbols.csv"), &options).unwrap_err();
             match err {
-                Error::InvalidField { row: 2, ref field, ref message, .. } => {
+                Error::InvalidField {
+                    row: 2,
+                    ref field,
+                    ref message,
+                    ..
+                } => {
                     assert_eq!(field, "symbol");
-                    assert!(message.contains("MSFT") && message.contains("AAPL"), "{message}");
+                    assert!(
+                        message.contains("MSFT") && message.contains("AAPL"),
+                        "{message}"
+                    );
                 }
                 other => panic!("expected InvalidField at row 2, was {other:?}"),
             }
@@ -754,14 +793,29 @@ mod tests {
                     B,2,2,1,2,2,0\n\
                     A,3,2,2,2,2,0\n";
         let err = parse_bars_by_symbol(text.as_bytes(), &ParseOptions::default()).unwrap_err();
-        assert_eq!(err, Error::DuplicateBar { row: 2, timestamp: 1 });
+        assert_eq!(
+            err,
+            Error::DuplicateBar {
+                row: 2,
+                timestamp: 1
+            }
+        );
         let result = parse_bars_by_symbol(text.as_bytes(), &lenient()).unwrap();
         assert_eq!(result.series["A"].timestamps(), &[1, 3]);
         assert_eq!(result.series["B"].timestamps(), &[1]);
         let rows: Vec<usize> = result.dropped.rows.iter().map(|(row, _)| *row).collect();
         assert_eq!(rows, [2, 3, 4]);
-        assert!(matches!(&result.dropped.rows[1].1, Error::InvalidField { row: 3, field, .. } if field == "symbol"));
-        assert!(matches!(result.dropped.rows[2].1, Error::InconsistentBar { row: 4, field: "high", .. }));
+        assert!(
+            matches!(&result.dropped.rows[1].1, Error::InvalidField { row: 3, field, .. } if field == "symbol")
+        );
+        assert!(matches!(
+            result.dropped.rows[2].1,
+            Error::InconsistentBar {
+                row: 4,
+                field: "high",
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -784,7 +838,10 @@ mod tests {
     #[test]
     fn empty_and_header_only_files() {
         let err = read("empty.csv").unwrap_err();
-        assert!(matches!(err, Error::Malformed { format: "csv", .. }), "{err:?}");
+        assert!(
+            matches!(err, Error::Malformed { format: "csv", .. }),
+            "{err:?}"
+        );
         let bars = read("header_only.csv").unwrap();
         assert!(bars.series.is_empty());
         assert_eq!(
@@ -806,7 +863,12 @@ mod tests {
         ];
         for (name, column, text) in cases {
             match read(name).unwrap_err() {
-                Error::InvalidField { format, row, field, message } => {
+                Error::InvalidField {
+                    format,
+                    row,
+                    field,
+                    message,
+                } => {
                     assert_eq!((format, row, field.as_str()), ("csv", 1, column), "{name}");
                     assert!(message.contains(text), "{name}: {message}");
                 }
@@ -871,7 +933,10 @@ mod tests {
                     2024-01-03,2,1,2,2,0\n\
                     2024-01-04,x,2,2,2,0\n";
         let err = parse_bars(text.as_bytes(), &ParseOptions::default()).unwrap_err();
-        assert!(matches!(err, Error::InconsistentBar { row: 1, .. }), "{err:?}");
+        assert!(
+            matches!(err, Error::InconsistentBar { row: 1, .. }),
+            "{err:?}"
+        );
     }
 
     #[test]

@@ -17,17 +17,20 @@
 //!   floored to the second.
 //! - Prices are kept as the source prints them: Yahoo's float32-as-float64 values
 //!   (`217.5500030517578`) are not rounded.
-//! - **Rows** in errors and in [`DroppedRows`](crate::DroppedRows) are 0-based indices *into the input*:
-//!   the position in Yahoo's parallel arrays, in Alpaca's `bars` array (of that symbol,
-//!   for the multi-symbol shape), or the CSV data row (the first row after the header
-//!   is row 0; for a file without quoted line breaks and a one-line header, the 1-based
-//!   line number is `row + 2`). Rows skipped or dropped never shift later row numbers.
-//! - Every row goes through the [`data`](crate::data) rules ([`Bar::validate`](crate::Bar::validate), strictly
-//!   increasing timestamps; a present adjusted close must be finite and positive).
-//!   [`Validation::Strict`] (the default) stops at the first bad row with its error;
-//!   [`Validation::Lenient`] drops bad rows, including rows whose fields cannot be read,
-//!   and reports each in a [`DroppedRows`](crate::DroppedRows). Whole-input problems (broken JSON, a missing
-//!   column, a source error object) fail in both modes.
+//! - **Rows** in errors and in [`DroppedRows`](crate::DroppedRows) are 0-based
+//!   indices *into the input*: the position in Yahoo's parallel arrays, in Alpaca's
+//!   `bars` array (of that symbol, for the multi-symbol shape), or the CSV data row
+//!   (the first row after the header is row 0; for a file without quoted line breaks
+//!   and a one-line header, the 1-based line number is `row + 2`). Rows skipped or
+//!   dropped never shift later row numbers.
+//! - Every row goes through the [`data`](crate::data) rules
+//!   ([`Bar::validate`](crate::Bar::validate), strictly increasing timestamps; a present
+//!   adjusted close must be finite and positive). [`Validation::Strict`] (the default)
+//!   stops at the first bad row with its error; [`Validation::Lenient`] drops bad rows,
+//!   including rows whose fields cannot be read, and reports each in a
+//!   [`DroppedRows`](crate::DroppedRows). Whole-input problems (broken JSON, a missing
+//!   column, a source error object, a second symbol in a single-series CSV) fail in
+//!   both modes.
 //!
 //! # Errors
 //! | failure | variant |
@@ -45,12 +48,16 @@
 //! the `fuzz/` project at the repository root runs them under libFuzzer.
 //!
 //! # Implementation notes
-//! JSON goes through serde into typed structs (`Vec<Option<f64>>` columns for Yahoo),
-//! CSV through the `csv` crate's [`ByteRecord`](::csv::ByteRecord) with fields parsed
-//! straight from bytes, so no row allocates. The text-timestamp reader is hand-written
-//! (fixed-width digit fields, calendar checks and day counts by chrono): chrono's own
-//! parsers each take one layout and are slower than the CSV hot path allows; the tests
-//! check it against chrono's parsers.
+//! JSON goes through serde into typed structs (`Vec<Option<f64>>` columns for Yahoo,
+//! Alpaca's `t` read into seconds inside deserialization), CSV through the `csv`
+//! crate's [`ByteRecord`](::csv::ByteRecord) with fields parsed straight from bytes:
+//! no row allocates, and every parser is one pass. The text-timestamp reader is
+//! hand-written (fixed-width digit fields; calendar checks and day counts by chrono)
+//! because chrono's parsers each take one layout, and trying the accepted layouts in
+//! turn would cost several parses per CSV row; tests check it against chrono's parsers.
+//! serde_json without its `float_roundtrip` feature reads decimals of up to 15
+//! significant digits exactly but may land one unit in the last place off on longer
+//! ones; Yahoo's 17-digit float32 prints are restored exactly (see [`yahoo`]).
 //!
 //! ```
 //! use quantcore::normalize::{csv, ParseOptions, Validation};
@@ -77,7 +84,6 @@ mod columns;
 pub mod csv;
 mod timestamp;
 pub mod yahoo;
-
 
 use crate::error::Error;
 
@@ -168,5 +174,94 @@ fn json_error(format: &'static str, err: &serde_json::Error) -> Error {
         format,
         location: format!("line {}, column {}", err.line(), err.column()),
         message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Properties shared by the parsers: no input panics. Arbitrary bytes mostly fail
+    //! at the first byte, so the inputs also include fixtures cut short and with one
+    //! byte changed, which reach the row-level code.
+    use super::*;
+    use proptest::prelude::*;
+
+    fn fixtures() -> Vec<Vec<u8>> {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
+        let mut all = Vec::new();
+        for folder in ["yahoo", "alpaca", "csv"] {
+            let mut paths: Vec<_> = std::fs::read_dir(format!("{root}/{folder}"))
+                .unwrap()
+                .map(|entry| entry.unwrap().path())
+                .collect();
+            paths.sort();
+            all.extend(paths.into_iter().map(|path| std::fs::read(path).unwrap()));
+        }
+        all
+    }
+
+    /// Runs every parser in both validation modes; a panic fails the test.
+    fn parse_everything(bytes: &[u8]) {
+        for options in [
+            ParseOptions::default(),
+            ParseOptions::default()
+                .validation(Validation::Lenient)
+                .drop_partial_bar(true),
+        ] {
+            let _ = yahoo::parse_chart(bytes, &options);
+            let _ = alpaca::parse_bars(bytes, &options);
+            let _ = alpaca::parse_multi_bars(bytes, &options);
+            let _ = csv::parse_bars(bytes, &options);
+            let _ = csv::parse_bars_by_symbol(bytes, &options);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+            parse_everything(&bytes);
+        }
+
+        #[test]
+        fn damaged_fixtures_never_panic(
+            which in any::<prop::sample::Index>(),
+            cut in any::<prop::sample::Index>(),
+            at in any::<prop::sample::Index>(),
+            byte in any::<u8>(),
+        ) {
+            let fixtures = fixtures();
+            let fixture = &fixtures[which.index(fixtures.len())];
+            if fixture.is_empty() {
+                return Ok(());
+            }
+            let mut changed = fixture.clone();
+            changed[at.index(fixture.len())] = byte;
+            parse_everything(&changed);
+            parse_everything(&fixture[..cut.index(fixture.len())]);
+        }
+    }
+
+    #[test]
+    fn every_fixture_parses_without_panic() {
+        let fixtures = fixtures();
+        assert!(fixtures.len() >= 30, "found {} fixtures", fixtures.len());
+        for fixture in &fixtures {
+            parse_everything(fixture);
+        }
+    }
+
+    #[test]
+    fn json_errors_carry_line_and_column() {
+        let err = json_error(
+            "yahoo",
+            &serde_json::from_str::<Vec<f64>>("[1,\n 2,\n x]").unwrap_err(),
+        );
+        assert_eq!(
+            err,
+            Error::Malformed {
+                format: "yahoo",
+                location: "line 3, column 2".into(),
+                message: "expected value".into()
+            }
+        );
     }
 }

@@ -286,7 +286,11 @@ fn granularity_seconds(granularity: &str) -> Option<i64> {
 
 /// The partial-bar rule of the [module docs](self).
 fn is_partial(timestamp: i64, meta: &YahooMeta, as_of: Option<i64>) -> bool {
-    let Some(length) = meta.data_granularity.as_deref().and_then(granularity_seconds) else {
+    let Some(length) = meta
+        .data_granularity
+        .as_deref()
+        .and_then(granularity_seconds)
+    else {
         return false;
     };
     let Some(as_of) = as_of.or(meta.regular_market_time) else {
@@ -310,7 +314,6 @@ fn is_partial(timestamp: i64, meta: &YahooMeta, as_of: Option<i64>) -> bool {
 /// of a float32 is taken to be that float32; any other value, e.g. a genuine float64
 /// such as `217.55`, is far more than 2 ULP from every float32 and stays as read.
 fn restore_float32(value: f64) -> f64 {
-    #[allow(clippy::cast_possible_truncation)] // the narrowing is the point
     let single = f64::from(value as f32);
     // For finite values of one sign, the distance between bit patterns counts ULPs.
     let same_sign = single.is_sign_negative() == value.is_sign_negative();
@@ -452,7 +455,8 @@ pub fn parse_chart(bytes: &[u8], options: &ParseOptions) -> Result<YahooChart> {
 
     // The partial-bar rule looks at the last row without nulls.
     let last_row = (0..n).rev().find(|&row| complete_row(row).is_some());
-    let partial_row = last_row.filter(|&row| is_partial(timestamps[row], &chart.meta, options.as_of));
+    let partial_row =
+        last_row.filter(|&row| is_partial(timestamps[row], &chart.meta, options.as_of));
 
     let mut columns = Columns::new(options.validation, adj_close.is_some(), n);
     for row in 0..n {
@@ -502,12 +506,18 @@ mod tests {
             chart.series.timestamps(),
             &[1726752600, 1726752720, 1726752840]
         );
-        assert_eq!(chart.series.open(), &[217.5500030517578, 217.60000610351562, 217.8000030517578]);
+        assert_eq!(
+            chart.series.open(),
+            &[217.5500030517578, 217.60000610351562, 217.8000030517578]
+        );
         assert_eq!(chart.series.volume(), &[59788.0, 4120.0, 3001.0]);
         assert_eq!(chart.series.symbol(), Some("AAPL"));
         assert_eq!(chart.series.adj_close(), None);
         assert_eq!(chart.meta.currency.as_deref(), Some("USD"));
-        assert_eq!(chart.meta.exchange_timezone_name.as_deref(), Some("America/New_York"));
+        assert_eq!(
+            chart.meta.exchange_timezone_name.as_deref(),
+            Some("America/New_York")
+        );
         assert_eq!(chart.meta.gmt_offset, Some(-14400));
         assert_eq!(chart.meta.data_granularity.as_deref(), Some("1m"));
         // After the close (regularMarketTime = session end): the last bar is complete.
@@ -607,7 +617,10 @@ mod tests {
             &ParseOptions::default(),
         )
         .unwrap_err();
-        assert!(matches!(err, Error::SourceError { ref code, .. } if code == "Unauthorized"), "{err}");
+        assert!(
+            matches!(err, Error::SourceError { ref code, .. } if code == "Unauthorized"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -665,14 +678,22 @@ mod tests {
         assert!(!is_partial(1_000_060, &meta("1m", None), None));
         // as_of wins over regularMarketTime; no overflow at the end of time.
         assert!(is_partial(1_000_060, &meta("1m", None), Some(1_000_061)));
-        assert!(is_partial(i64::MAX - 10, &meta("1m", None), Some(i64::MAX - 5)));
+        assert!(is_partial(
+            i64::MAX - 10,
+            &meta("1m", None),
+            Some(i64::MAX - 5)
+        ));
     }
 
     #[test]
     fn malformed_inputs_give_typed_errors() {
         let err = parse("truncated.json").unwrap_err();
         match &err {
-            Error::Malformed { format, location, message } => {
+            Error::Malformed {
+                format,
+                location,
+                message,
+            } => {
                 assert_eq!(*format, "yahoo");
                 assert!(location.starts_with("line "), "{location}");
                 assert!(message.contains("EOF"), "{message}");
@@ -682,7 +703,9 @@ mod tests {
 
         let err = parse("string_price.json").unwrap_err();
         match &err {
-            Error::Malformed { location, message, .. } => {
+            Error::Malformed {
+                location, message, ..
+            } => {
                 // The string sits on line 8 of the fixture.
                 assert!(location.starts_with("line 8,"), "{location}");
                 assert!(message.contains("invalid type: string"), "{message}");
@@ -706,16 +729,22 @@ mod tests {
             }
         );
         assert_eq!(
-            parse_chart(br#"{"chart":{"result":[{"meta":{}}],"error":null}}"#, &ParseOptions::default())
-                .unwrap_err(),
+            parse_chart(
+                br#"{"chart":{"result":[{"meta":{}}],"error":null}}"#,
+                &ParseOptions::default()
+            )
+            .unwrap_err(),
             Error::MissingField {
                 format: "yahoo",
                 field: "chart.result[0].meta.symbol".into()
             }
         );
         assert_eq!(
-            parse_chart(br#"{"chart":{"result":[],"error":null}}"#, &ParseOptions::default())
-                .unwrap_err(),
+            parse_chart(
+                br#"{"chart":{"result":[],"error":null}}"#,
+                &ParseOptions::default()
+            )
+            .unwrap_err(),
             Error::MissingField {
                 format: "yahoo",
                 field: "chart.result[0]".into()
