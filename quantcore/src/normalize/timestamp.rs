@@ -66,12 +66,20 @@ fn parse_unix_seconds(text: &[u8]) -> Result<i64, Reason> {
     {
         return Err(NOT_A_TIMESTAMP);
     }
-    // ASCII digits with an optional sign: valid UTF-8 and a valid i64 literal.
-    let seconds = std::str::from_utf8(integer)
-        .ok()
-        .and_then(|s| s.parse::<i64>().ok())
-        .ok_or("Unix seconds out of range")?;
     let negative = integer.first() == Some(&b'-');
+    // Accumulate towards the sign so that i64::MIN is reachable.
+    let seconds = unsigned
+        .iter()
+        .try_fold(0i64, |value, &digit| {
+            let digit = i64::from(digit - b'0');
+            let value = value.checked_mul(10)?;
+            if negative {
+                value.checked_sub(digit)
+            } else {
+                value.checked_add(digit)
+            }
+        })
+        .ok_or("Unix seconds out of range")?;
     let has_fraction = fraction.is_some_and(|f| f.iter().any(|&b| b != b'0'));
     if negative && has_fraction {
         // Floor: -1.5 s is in the second that starts at -2.
