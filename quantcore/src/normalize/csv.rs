@@ -264,129 +264,16 @@ impl<'p, R: Read> CsvInput<'p, R> {
             Ok(header) => header.clone(),
             Err(err) => return Err(csv_error(path, err, None)),
         };
-        let mut input = CsvInput {
+        let layout = read_layout(&mut reader, path, &header)?;
+        Ok(CsvInput {
             reader,
-            layout: Layout::placeholder(),
+            layout,
             record: ByteRecord::new(),
             next_row: 0,
             path,
             // A hint only: never reserve more than 16M rows up front.
             rows_hint: rows_hint.min(1 << 24),
-        };
-        input.layout = input.read_layout(&header)?;
-        Ok(input)
-    }
-
-    fn read_layout(&mut self, header: &ByteRecord) -> Result<Layout> {
-        if header.iter().all(|name| name.trim_ascii().is_empty()) {
-            return Err(malformed("line 1", "empty input, expected a header row"));
-        }
-        let names: Vec<String> = header
-            .iter()
-            .map(|name| String::from_utf8_lossy(name.trim_ascii()).into_owned())
-            .collect();
-        // pandas' two-level yfinance layout: `Price,...` then `Ticker,...` and
-        // `Date,,...` lines; read them first, since a multi-ticker file repeats names.
-        let mut header_symbol = None;
-        let yfinance_levels = names
-            .first()
-            .is_some_and(|n| canonical(n.as_bytes()) == "price")
-            && !names
-                .iter()
-                .any(|n| Role::of(&canonical(n.as_bytes())) == Some(Role::Timestamp));
-        if yfinance_levels {
-            header_symbol = self.read_yfinance_levels(names.len())?;
-        }
-        let mut roles: [Option<usize>; 8] = [None; 8];
-        let slot = |role: Role| role as usize;
-        if yfinance_levels {
-            roles[slot(Role::Timestamp)] = Some(0);
-        }
-        for (index, name) in header.iter().enumerate() {
-            let Some(role) = Role::of(&canonical(name.trim_ascii())) else {
-                continue;
-            };
-            if let Some(first) = roles[slot(role)] {
-                return Err(malformed(
-                    "header",
-                    format!(
-                        "columns `{}` and `{}` both give the {}",
-                        names[first],
-                        names[index],
-                        role.name()
-                    ),
-                ));
-            }
-            roles[slot(role)] = Some(index);
-        }
-        let required = |role: Role| {
-            roles[slot(role)].ok_or_else(|| Error::MissingField {
-                format: FORMAT,
-                field: role.name().into(),
-            })
-        };
-        Ok(Layout {
-            timestamp: required(Role::Timestamp)?,
-            open: required(Role::Open)?,
-            high: required(Role::High)?,
-            low: required(Role::Low)?,
-            close: required(Role::Close)?,
-            volume: required(Role::Volume)?,
-            adj_close: roles[slot(Role::AdjClose)],
-            symbol: roles[slot(Role::Symbol)],
-            header_symbol,
-            names,
         })
-    }
-
-    /// Reads the `Ticker,...` and `Date,,,...` lines that follow a yfinance
-    /// `Price,...` header; returns the ticker.
-    fn read_yfinance_levels(&mut self, width: usize) -> Result<Option<String>> {
-        const LAYOUT: &str = "a `Price` header must be followed by `Ticker,...` and `Date,,...` \
-                              lines (pandas' two-level yfinance layout)";
-        let mut record = ByteRecord::new();
-        let next_line = |reader: &mut Reader<R>, record: &mut ByteRecord| match reader
-            .read_byte_record(record)
-        {
-            Ok(true) if record.len() == width => Ok(()),
-            Ok(_) => Err(malformed("header", LAYOUT)),
-            Err(err) => Err(csv_error(self.path, err, None)),
-        };
-        next_line(&mut self.reader, &mut record)?;
-        if canonical(record.get(0).unwrap_or_default().trim_ascii()) != "ticker" {
-            return Err(malformed("header", LAYOUT));
-        }
-        let mut ticker: Option<&[u8]> = None;
-        for value in record.iter().skip(1).map(<[u8]>::trim_ascii) {
-            match ticker {
-                _ if value.is_empty() => {}
-                None => ticker = Some(value),
-                Some(first) if first != value => {
-                    return Err(malformed(
-                        "header",
-                        "several tickers in one yfinance header: save one ticker per file",
-                    ));
-                }
-                Some(_) => {}
-            }
-        }
-        let ticker = ticker
-            .map(|t| String::from_utf8_lossy(t).into_owned())
-            .filter(|t| !t.is_empty());
-        let mut index_line = ByteRecord::new();
-        next_line(&mut self.reader, &mut index_line)?;
-        let index_name_ok = Role::of(&canonical(
-            index_line.get(0).unwrap_or_default().trim_ascii(),
-        )) == Some(Role::Timestamp);
-        if !index_name_ok
-            || index_line
-                .iter()
-                .skip(1)
-                .any(|v| !v.trim_ascii().is_empty())
-        {
-            return Err(malformed("header", LAYOUT));
-        }
-        Ok(ticker)
     }
 
     /// Reads the next record; returns its row number, or `None` at the end.
@@ -471,21 +358,129 @@ impl<'p, R: Read> CsvInput<'p, R> {
     }
 }
 
-impl Layout {
-    fn placeholder() -> Self {
-        Layout {
-            names: Vec::new(),
-            timestamp: 0,
-            open: 0,
-            high: 0,
-            low: 0,
-            close: 0,
-            volume: 0,
-            adj_close: None,
-            symbol: None,
-            header_symbol: None,
+/// Finds the columns from the header (and the extra lines of pandas' two-level
+/// yfinance layout, which it reads from `reader`).
+fn read_layout<R: Read>(
+    reader: &mut Reader<R>,
+    path: Option<&Path>,
+    header: &ByteRecord,
+) -> Result<Layout> {
+    if header.len() <= 1
+        && header
+            .get(0)
+            .is_none_or(|name| name.trim_ascii().is_empty())
+    {
+        return Err(malformed("line 1", "empty input, expected a header row"));
+    }
+    let names: Vec<String> = header
+        .iter()
+        .map(|name| String::from_utf8_lossy(name.trim_ascii()).into_owned())
+        .collect();
+    // pandas' two-level yfinance layout: `Price,...` then `Ticker,...` and
+    // `Date,,...` lines; read them first, since a multi-ticker file repeats names.
+    let mut header_symbol = None;
+    let yfinance_levels = names
+        .first()
+        .is_some_and(|n| canonical(n.as_bytes()) == "price")
+        && !names
+            .iter()
+            .any(|n| Role::of(&canonical(n.as_bytes())) == Some(Role::Timestamp));
+    if yfinance_levels {
+        header_symbol = read_yfinance_levels(reader, path, names.len())?;
+    }
+    let mut roles: [Option<usize>; 8] = [None; 8];
+    let slot = |role: Role| role as usize;
+    if yfinance_levels {
+        roles[slot(Role::Timestamp)] = Some(0);
+    }
+    for (index, name) in header.iter().enumerate() {
+        let Some(role) = Role::of(&canonical(name.trim_ascii())) else {
+            continue;
+        };
+        if let Some(first) = roles[slot(role)] {
+            return Err(malformed(
+                "header",
+                format!(
+                    "columns `{}` and `{}` both give the {}",
+                    names[first],
+                    names[index],
+                    role.name()
+                ),
+            ));
+        }
+        roles[slot(role)] = Some(index);
+    }
+    let required = |role: Role| {
+        roles[slot(role)].ok_or_else(|| Error::MissingField {
+            format: FORMAT,
+            field: role.name().into(),
+        })
+    };
+    Ok(Layout {
+        timestamp: required(Role::Timestamp)?,
+        open: required(Role::Open)?,
+        high: required(Role::High)?,
+        low: required(Role::Low)?,
+        close: required(Role::Close)?,
+        volume: required(Role::Volume)?,
+        adj_close: roles[slot(Role::AdjClose)],
+        symbol: roles[slot(Role::Symbol)],
+        header_symbol,
+        names,
+    })
+}
+
+/// Reads the `Ticker,...` and `Date,,,...` lines that follow a yfinance
+/// `Price,...` header; returns the ticker.
+fn read_yfinance_levels<R: Read>(
+    reader: &mut Reader<R>,
+    path: Option<&Path>,
+    width: usize,
+) -> Result<Option<String>> {
+    const LAYOUT: &str = "a `Price` header must be followed by `Ticker,...` and `Date,,...` \
+                          lines (pandas' two-level yfinance layout)";
+    let mut record = ByteRecord::new();
+    let next_line =
+        |reader: &mut Reader<R>, record: &mut ByteRecord| match reader.read_byte_record(record) {
+            Ok(true) if record.len() == width => Ok(()),
+            Ok(_) => Err(malformed("header", LAYOUT)),
+            Err(err) => Err(csv_error(path, err, None)),
+        };
+    next_line(reader, &mut record)?;
+    if canonical(record.get(0).unwrap_or_default().trim_ascii()) != "ticker" {
+        return Err(malformed("header", LAYOUT));
+    }
+    let mut ticker: Option<&[u8]> = None;
+    for value in record.iter().skip(1).map(<[u8]>::trim_ascii) {
+        match ticker {
+            _ if value.is_empty() => {}
+            None => ticker = Some(value),
+            Some(first) if first != value => {
+                return Err(malformed(
+                    "header",
+                    "several tickers in one yfinance header: save one ticker per file",
+                ));
+            }
+            Some(_) => {}
         }
     }
+    let ticker = ticker
+        .map(|t| String::from_utf8_lossy(t).into_owned())
+        .filter(|t| !t.is_empty());
+    let mut index_line = ByteRecord::new();
+    next_line(reader, &mut index_line)?;
+    let index_name_ok = Role::of(&canonical(
+        index_line.get(0).unwrap_or_default().trim_ascii(),
+    )) == Some(Role::Timestamp);
+    if !index_name_ok
+        || index_line
+            .iter()
+            .skip(1)
+            .any(|v| !v.trim_ascii().is_empty())
+    {
+        return Err(malformed("header", LAYOUT));
+    }
+    Ok(ticker)
 }
 
 /// A decimal number (Rust's `f64` syntax: `1.5`, `-2e3`, `NaN`, `inf`); `None` when
