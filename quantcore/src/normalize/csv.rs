@@ -930,6 +930,14 @@ mod tests {
 
     #[test]
     fn empty_and_header_only_files() {
+        // A header of blank names is a header without the needed columns.
+        assert_eq!(
+            parse_bars(b",,\n1,2,3\n", &ParseOptions::default()).unwrap_err(),
+            Error::MissingField {
+                format: "csv",
+                field: "timestamp".into()
+            }
+        );
         let err = read("empty.csv").unwrap_err();
         assert!(
             matches!(err, Error::Malformed { format: "csv", .. }),
