@@ -60,17 +60,22 @@ pub enum Error {
     },
 
     // --- normalize: parsing market-data formats -------------------------------
-    /// The input is not valid JSON, or has the wrong shape for the format.
+    /// The input is not valid for the format as a whole: broken JSON (truncated, a
+    /// value of the wrong type), an empty CSV file, a bad CSV header. `location` says
+    /// where (`line 3, column 17`, `header`).
     #[error("{format}: malformed input at {location}: {message}")]
     Malformed {
         format: &'static str,
         location: String,
         message: String,
     },
-    /// A required field is absent.
+    /// A required field or column is absent (`field` is a path such as
+    /// `chart.result[0].meta.symbol`, or a CSV column name).
     #[error("{format}: missing field `{field}`")]
     MissingField { format: &'static str, field: String },
-    /// A field could not be read as the expected type.
+    /// One row's field could not be read as the expected type (a bad timestamp, a
+    /// price that is not a number, an empty value). `row` is the 0-based data row of
+    /// the input; `field` is the name the input uses.
     #[error("{format}: row {row}: field `{field}` could not be read: {message}")]
     InvalidField {
         format: &'static str,
@@ -78,13 +83,17 @@ pub enum Error {
         field: String,
         message: String,
     },
-    /// The data source answered with an error object.
+    /// The data source answered with an error object instead of data.
     #[error("{format}: source error {code}: {description}")]
     SourceError {
         format: &'static str,
         code: String,
         description: String,
     },
+    /// An error in the bars of one symbol of a multi-symbol input, whose row numbers
+    /// count within that symbol's bars.
+    #[error("symbol `{symbol}`: {source}")]
+    ForSymbol { symbol: String, source: Box<Error> },
 
     // --- parameters -------------------------------------------------------------
     /// A parameter is out of its valid range.
