@@ -31,9 +31,11 @@ fn parsing(c: &mut Criterion) {
     group.bench_with_input(BenchmarkId::new("csv", ID), &csv_bytes, |b, bytes| {
         b.iter(|| csv::parse_bars(black_box(bytes), &options).expect("valid CSV"))
     });
-    group.bench_with_input(BenchmarkId::new("yahoo_json", ID), &json_bytes, |b, bytes| {
-        b.iter(|| yahoo::parse_chart(black_box(bytes), &options).expect("valid JSON"))
-    });
+    group.bench_with_input(
+        BenchmarkId::new("yahoo_json", ID),
+        &json_bytes,
+        |b, bytes| b.iter(|| yahoo::parse_chart(black_box(bytes), &options).expect("valid JSON")),
+    );
     group.finish();
 }
 
@@ -54,7 +56,10 @@ fn indicators(c: &mut Criterion) {
 fn metrics(c: &mut Criterion) {
     let returns = random_returns(N, 3);
     let (timestamps, equity) = equity_curve(&returns);
-    let trade_pnls: Vec<f64> = random_returns(1_000, 4).iter().map(|r| r * 10_000.0).collect();
+    let trade_pnls: Vec<f64> = random_returns(1_000, 4)
+        .iter()
+        .map(|r| r * 10_000.0)
+        .collect();
     let config = MetricsConfig::default();
     let mut group = c.benchmark_group("metrics");
     group.throughput(Throughput::Elements(N as u64));

@@ -56,7 +56,9 @@ pub fn equity_curve(returns: &[f64]) -> (Vec<i64>, Vec<f64>) {
         let last = *equity.last().expect("not empty");
         equity.push(last * (1.0 + r));
     }
-    let timestamps = (0..equity.len() as i64).map(|i| 1_600_000_000 + 60 * i).collect();
+    let timestamps = (0..equity.len() as i64)
+        .map(|i| 1_600_000_000 + 60 * i)
+        .collect();
     (timestamps, equity)
 }
 

@@ -267,6 +267,7 @@ impl Error {
             | Error::NonFiniteFeature { row, .. }
             | Error::NonPositiveEquity { row, .. }
             | Error::UnsortedTimestamps { row, .. } => Some(*row),
+            Error::ForSymbol { source, .. } => source.row(),
             _ => None,
         }
     }

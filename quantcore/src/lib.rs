@@ -45,6 +45,7 @@ pub use error::{Error, Result};
 pub use execution::{CommissionModel, ExecutionModel, Fill, OrderOutcome};
 pub use metrics::{Metrics, MetricsConfig, TradeStats};
 pub use ml::iforest::{Detection, IsolationForest};
+pub use normalize::{ParseOptions, Validation};
 pub use order::{Instrument, Instruments, Order, OrderKind, OrderStatus, Side, Sizing, SymbolId};
 pub use portfolio::{Portfolio, Position, RoundTrip, Snapshot};
 pub use risk::{RiskLimits, RiskViolation};

@@ -20,8 +20,9 @@
 //!   crumb) is read the same way.
 //! - **Prices** are float32 values printed as float64 (`217.5500030517578`) and are
 //!   kept as given, not rounded to a tick: the series holds exactly the float64 the
-//!   text denotes. (serde_json's default float parser can read those 17-digit decimals
-//!   one unit in the last place off; the parser restores the float32 they print.)
+//!   text denotes (the workspace enables serde_json's `float_roundtrip`, whose parser
+//!   is correctly rounded; the default one can land one unit in the last place off on
+//!   these 17-digit decimals).
 //! - Parallel arrays of different lengths: [`Error::LengthMismatch`] naming the column.
 //!
 //! # The partial last bar
@@ -305,26 +306,6 @@ fn is_partial(timestamp: i64, meta: &YahooMeta, as_of: Option<i64>) -> bool {
     as_of < end
 }
 
-/// Undoes the rounding slip of serde_json's default float parser on Yahoo's prices.
-///
-/// Yahoo's prices are float32 values printed as the shortest float64 decimal
-/// (`217.60000610351562`); read correctly, that text is the float32 value exactly.
-/// Without its `float_roundtrip` feature, serde_json reads such 17-digit decimals up
-/// to one unit in the last place (ULP) off (`217.6000061035156`). A value within 2 ULP
-/// of a float32 is taken to be that float32; any other value, e.g. a genuine float64
-/// such as `217.55`, is far more than 2 ULP from every float32 and stays as read.
-fn restore_float32(value: f64) -> f64 {
-    let single = f64::from(value as f32);
-    // For finite values of one sign, the distance between bit patterns counts ULPs.
-    let same_sign = single.is_sign_negative() == value.is_sign_negative();
-    let ulps = single.to_bits().abs_diff(value.to_bits());
-    if same_sign && single.is_finite() && ulps <= 2 {
-        single
-    } else {
-        value
-    }
-}
-
 /// The first element of `indicators.quote`/`adjclose` column `name`, checked against
 /// the number of timestamps.
 fn checked_column(
@@ -441,14 +422,14 @@ pub fn parse_chart(bytes: &[u8], options: &ParseOptions) -> Result<YahooChart> {
     let complete_row = |row: usize| -> Option<(Bar, Option<f64>)> {
         let bar = Bar {
             timestamp: timestamps[row],
-            open: restore_float32(open[row]?),
-            high: restore_float32(high[row]?),
-            low: restore_float32(low[row]?),
-            close: restore_float32(close[row]?),
+            open: open[row]?,
+            high: high[row]?,
+            low: low[row]?,
+            close: close[row]?,
             volume: volume[row]?,
         };
         match &adj_close {
-            Some(adj) => Some((bar, Some(restore_float32(adj[row]?)))),
+            Some(adj) => Some((bar, Some(adj[row]?))),
             None => Some((bar, None)),
         }
     };
@@ -549,17 +530,6 @@ mod tests {
         ] {
             assert_eq!(value, text.parse::<f64>().unwrap(), "{text}");
         }
-    }
-
-    #[test]
-    fn genuine_float64_prices_are_not_moved() {
-        for value in [217.55, 0.1, 182.16, 1e-300, 3.4e38, 1e300] {
-            assert_eq!(restore_float32(value), value, "{value}");
-        }
-        // One ULP off a float32 goes back to it.
-        let single = f64::from(217.6f32);
-        assert_eq!(restore_float32(single.next_down()), single);
-        assert_eq!(restore_float32(single.next_up()), single);
     }
 
     proptest::proptest! {
