@@ -151,3 +151,202 @@ class IsolationForest:
     @property
     def is_fitted(self) -> bool:
         """Whether :meth:`fit` has run."""
+
+class RiskLimits:
+    """Pre-trade risk limits every order must pass (defaults: position up to 100 % of
+    equity, no caps, no shorts, no kill switch)."""
+
+    def __init__(
+        self,
+        *,
+        max_position_fraction: float = 1.0,
+        max_order_notional: Optional[float] = None,
+        max_open_positions: Optional[int] = None,
+        allow_short: bool = False,
+        max_drawdown: Optional[float] = None,
+    ) -> None:
+        """Checks every field (raises :class:`InvalidParameterError`)."""
+    @property
+    def max_position_fraction(self) -> float:
+        """Largest position notional as a fraction of equity."""
+    @property
+    def max_order_notional(self) -> Optional[float]:
+        """Largest notional of one order."""
+    @property
+    def max_open_positions(self) -> Optional[int]:
+        """Most positions open at once."""
+    @property
+    def allow_short(self) -> bool:
+        """Whether a sell may take a position below zero."""
+    @property
+    def max_drawdown(self) -> Optional[float]:
+        """Drawdown fraction at which new exposure is halted."""
+
+class ExecutionModel:
+    """Commission (rate of notional plus a fixed fee per fill) and slippage of market
+    orders in basis points."""
+
+    def __init__(
+        self, *, commission_rate: float = 0.0, fixed_fee: float = 0.0, slippage_bps: float = 0.0
+    ) -> None:
+        """Checks every field (raises :class:`InvalidParameterError`)."""
+    @property
+    def commission_rate(self) -> float:
+        """Fraction of notional per fill."""
+    @property
+    def fixed_fee(self) -> float:
+        """Fixed fee per fill."""
+    @property
+    def slippage_bps(self) -> float:
+        """Slippage of market orders, basis points."""
+    def commission(self, notional: float) -> float:
+        """The commission on a fill of ``notional``."""
+    def market_price(self, side: str, reference: float) -> float:
+        """The fill price of a market order after slippage."""
+
+class Order:
+    """An order for one instrument, named by symbol."""
+
+    @staticmethod
+    def market(
+        symbol: str,
+        side: str,
+        quantity: float,
+        *,
+        id: Optional[int] = None,
+        created_at: int = 0,
+        stop_loss: Optional[float] = None,
+        take_profit: Optional[float] = None,
+    ) -> "Order":
+        """A market order (``side`` is ``"buy"`` or ``"sell"``)."""
+    @staticmethod
+    def limit(
+        symbol: str,
+        side: str,
+        quantity: float,
+        limit_price: float,
+        *,
+        id: Optional[int] = None,
+        created_at: int = 0,
+        stop_loss: Optional[float] = None,
+        take_profit: Optional[float] = None,
+    ) -> "Order":
+        """A limit order, filled at the limit or better."""
+    @property
+    def id(self) -> int:
+        """The order id."""
+    @property
+    def symbol(self) -> str:
+        """The instrument's symbol."""
+    @property
+    def side(self) -> str:
+        """``"buy"`` or ``"sell"``."""
+    @property
+    def kind(self) -> str:
+        """``"market"`` or ``"limit"``."""
+    @property
+    def quantity(self) -> float:
+        """Units to trade."""
+    @property
+    def limit_price(self) -> Optional[float]:
+        """The limit price of a limit order."""
+    @property
+    def status(self) -> str:
+        """``"new"``, ``"filled"``, ``"rejected"`` or ``"cancelled"``."""
+    @property
+    def reject_reason(self) -> Optional[str]:
+        """Why the order was rejected."""
+    @property
+    def fill_price(self) -> Optional[float]:
+        """The fill price once filled."""
+    @property
+    def filled_at(self) -> Optional[int]:
+        """The fill time once filled."""
+    @property
+    def created_at(self) -> int:
+        """Creation time."""
+    @property
+    def stop_loss(self) -> Optional[float]:
+        """Stop-loss level."""
+    @property
+    def take_profit(self) -> Optional[float]:
+        """Take-profit level."""
+    def cancel(self) -> None:
+        """Withdraws an open order."""
+
+class Portfolio:
+    """Cash, positions and closed round trips valued against an initial capital."""
+
+    def __init__(
+        self, initial_capital: float, *, allow_short: bool = False, symbols: Optional[List[str]] = None
+    ) -> None:
+        """An all-cash portfolio, optionally with instruments registered."""
+    def register(self, symbol: str, *, fractional: bool = False) -> None:
+        """Registers an instrument with a flat position."""
+    def execute(
+        self,
+        order: Order,
+        bar: Bar,
+        reference_price: float,
+        *,
+        limits: Optional[RiskLimits] = None,
+        execution: Optional[ExecutionModel] = None,
+    ) -> Dict[str, Any]:
+        """Validates, fills, risk-checks and books ``order`` against ``bar``."""
+    def check(
+        self,
+        order: Order,
+        price: float,
+        *,
+        limits: Optional[RiskLimits] = None,
+        execution: Optional[ExecutionModel] = None,
+    ) -> None:
+        """Raises :class:`OrderRejectedError` when ``order`` at ``price`` breaks a limit."""
+    def mark(self, symbol: str, price: float) -> None:
+        """Marks ``symbol`` at ``price``."""
+    def update_drawdown(self) -> float:
+        """Updates the peak and maximum drawdown; returns the current drawdown."""
+    def position(self, symbol: str) -> Dict[str, Any]:
+        """The position in ``symbol``."""
+    def positions(self) -> List[Dict[str, Any]]:
+        """Every registered instrument's position."""
+    def round_trips(self) -> List[Dict[str, Any]]:
+        """The closed round trips, oldest first."""
+    def snapshot(self, timestamp: int) -> Dict[str, Any]:
+        """The portfolio's value now."""
+    @property
+    def symbols(self) -> List[str]:
+        """Registered symbols."""
+    @property
+    def initial_capital(self) -> float:
+        """Starting capital."""
+    @property
+    def cash(self) -> float:
+        """Cash on hand."""
+    @property
+    def equity(self) -> float:
+        """Cash plus marked positions."""
+    @property
+    def positions_value(self) -> float:
+        """Marked value of the positions."""
+    @property
+    def realized_pnl(self) -> float:
+        """Realized PnL before fees."""
+    @property
+    def unrealized_pnl(self) -> float:
+        """Unrealized PnL at the marks."""
+    @property
+    def total_commission(self) -> float:
+        """Commission paid."""
+    @property
+    def total_pnl(self) -> float:
+        """``equity - initial_capital``."""
+    @property
+    def total_return(self) -> float:
+        """``equity / initial_capital - 1``."""
+    @property
+    def max_drawdown(self) -> float:
+        """Largest drawdown seen (<= 0)."""
+    @property
+    def open_position_count(self) -> int:
+        """Open positions."""
