@@ -625,3 +625,445 @@ impl<'c> Engine<'c> {
         id
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::backtest::strategy::from_fn;
+    use crate::execution::{CommissionModel, ExecutionModel};
+    use crate::order::{OrderKind, OrderStatus, Sizing};
+    use crate::portfolio::PositionSide;
+    use crate::risk::{ExitReason, RiskLimits};
+
+    pub(crate) const DAY: i64 = 86_400;
+
+    fn approx(a: f64, b: f64) {
+        assert!((a - b).abs() < 1e-9, "{a} != {b}");
+    }
+
+    fn approx_all(a: &[f64], b: &[f64]) {
+        assert_eq!(a.len(), b.len(), "{a:?} vs {b:?}");
+        for (x, y) in a.iter().zip(b) {
+            approx(*x, *y);
+        }
+    }
+
+    /// Five daily bars, `(open, high, low, close)`:
+    /// ```text
+    /// row  day  open  high  low  close
+    ///  0    1   100   101    99   100
+    ///  1    2   102   104   101   103
+    ///  2    3   105   107   104   106
+    ///  3    4   104   105   100   101
+    ///  4    5    99   100    97    98
+    /// ```
+    pub(crate) fn five_bars() -> BarSeries {
+        BarSeries::new(
+            (1..=5).map(|d| d * DAY).collect(),
+            vec![100.0, 102.0, 105.0, 104.0, 99.0],
+            vec![101.0, 104.0, 107.0, 105.0, 100.0],
+            vec![99.0, 101.0, 104.0, 100.0, 97.0],
+            vec![100.0, 103.0, 106.0, 101.0, 98.0],
+            vec![1_000.0; 5],
+        )
+        .unwrap()
+        .with_symbol("ACME")
+    }
+
+    pub(crate) fn config(timing: FillTiming, rate: f64, fee: f64, bps: f64) -> BacktestConfig {
+        BacktestConfig {
+            initial_capital: 10_000.0,
+            execution: ExecutionModel::new(CommissionModel::new(rate, fee).unwrap(), bps).unwrap(),
+            fill_timing: timing,
+            ..BacktestConfig::default()
+        }
+    }
+
+    /// A strategy that answers `script[row]` and holds elsewhere.
+    fn script(script: Vec<(usize, Decision)>) -> impl FnMut(&Context<'_>) -> Decision {
+        move |ctx: &Context<'_>| {
+            script
+                .iter()
+                .find(|(row, _)| *row == ctx.index())
+                .map_or(Decision::hold(), |(_, d)| *d)
+        }
+    }
+
+    fn run(config: BacktestConfig, steps: Vec<(usize, Decision)>) -> BacktestResult {
+        Backtester::new(config)
+            .unwrap()
+            .run(&five_bars(), &mut script(steps))
+            .unwrap()
+    }
+
+    #[test]
+    fn next_open_round_trip_with_commission_and_slippage() {
+        // 0.1 % + 1 per fill, 10 bps slippage. Buy 10 on bar 0, close on bar 2.
+        // Bar 1 open 102 -> buy at 102 * 1.001 = 102.102, notional 1_021.02,
+        //   commission 1.02102 + 1 = 2.02102, cash 10_000 - 1_023.04102 = 8_976.95898;
+        //   equity at close 103: 8_976.95898 + 1_030 = 10_006.95898.
+        // Bar 2 close 106: 10_036.95898. Close decided, fills at bar 3's open.
+        // Bar 3 open 104 -> sell at 104 * 0.999 = 103.896, notional 1_038.96,
+        //   commission 2.03896, cash 8_976.95898 + 1_036.92104 = 10_013.88002.
+        let result = run(
+            config(FillTiming::NextOpen, 0.001, 1.0, 10.0),
+            vec![(0, Decision::buy_quantity(10.0)), (2, Decision::close())],
+        );
+        approx_all(
+            &result.equity,
+            &[10_000.0, 10_000.0, 10_006.95898, 10_036.95898, 10_013.88002, 10_013.88002],
+        );
+        assert_eq!(result.timestamps, vec![DAY, DAY, 2 * DAY, 3 * DAY, 4 * DAY, 5 * DAY]);
+        assert_eq!(result.trades.len(), 1);
+        let trade = result.trades[0];
+        assert_eq!((trade.side, trade.quantity), (PositionSide::Long, 10.0));
+        assert_eq!((trade.entry_time, trade.exit_time), (2 * DAY, 4 * DAY));
+        approx(trade.entry_price, 102.102);
+        approx(trade.exit_price, 103.896);
+        // Gross 10 * 1.794 = 17.94, commission 2.02102 + 2.03896 = 4.05998.
+        approx(trade.gross_pnl, 17.94);
+        approx(trade.commission, 4.05998);
+        approx(trade.pnl, 13.88002);
+        // Orders: created on the decision bar, filled on the next bar.
+        let o = &result.orders;
+        assert_eq!(o.len(), 2);
+        assert_eq!((o[0].id, o[0].side, o[0].created_at, o[0].filled_at), (1, Side::Buy, DAY, Some(2 * DAY)));
+        assert_eq!((o[1].id, o[1].side, o[1].created_at, o[1].filled_at), (2, Side::Sell, 3 * DAY, Some(4 * DAY)));
+        assert!(o.iter().all(|o| o.status == OrderStatus::Filled));
+        assert_eq!(result.fills.len(), 2);
+        approx(result.final_snapshot.cash, 10_013.88002);
+        approx(result.metrics.total_return, 0.001_388_002);
+        assert_eq!(result.metrics.trades.n_trades, 1);
+    }
+
+    #[test]
+    fn this_close_round_trip_with_commission_and_slippage() {
+        // Bar 0 close 100 -> buy at 100.1, notional 1_001, commission 2.001,
+        //   cash 8_996.999, equity 8_996.999 + 1_000 = 9_996.999.
+        // Bar 1: 8_996.999 + 1_030 = 10_026.999.
+        // Bar 2 close 106 -> sell at 105.894, notional 1_058.94, commission 2.05894,
+        //   cash 8_996.999 + 1_056.88106 = 10_053.88006.
+        let result = run(
+            config(FillTiming::ThisClose, 0.001, 1.0, 10.0),
+            vec![(0, Decision::buy_quantity(10.0)), (2, Decision::close())],
+        );
+        approx_all(
+            &result.equity,
+            &[10_000.0, 9_996.999, 10_026.999, 10_053.88006, 10_053.88006, 10_053.88006],
+        );
+        let trade = result.trades[0];
+        assert_eq!((trade.entry_time, trade.exit_time), (DAY, 3 * DAY));
+        approx(trade.entry_price, 100.1);
+        approx(trade.exit_price, 105.894);
+        // 10 * 5.794 - (2.001 + 2.05894) = 57.94 - 4.05994.
+        approx(trade.pnl, 53.880_06);
+        assert_eq!(result.orders[0].filled_at, Some(DAY));
+        assert_eq!(result.orders[1].filled_at, Some(3 * DAY));
+        // The curve is marked at the close, not at the slipped fill price.
+        approx(result.returns()[0], 9_996.999 / 10_000.0 - 1.0);
+    }
+
+    #[test]
+    fn all_in_sizing_happens_at_the_fill_price() {
+        // NextOpen, 0.1 % + 1, 10 bps: bar 1 fill price 102.102;
+        // (10_000 - 1) / (102.102 * 1.001) = 97.83 -> 97 units, costing
+        // 97 * 102.102 = 9_903.894 + 9.903894 + 1 -> cash 85.202106;
+        // equity at close 103: 85.202106 + 9_991 = 10_076.202106.
+        let result = run(
+            config(FillTiming::NextOpen, 0.001, 1.0, 10.0),
+            vec![(0, Decision::buy())],
+        );
+        assert_eq!(result.orders[0].quantity, 97.0);
+        approx(result.equity[2], 10_076.202_106);
+        approx(result.final_snapshot.cash, 85.202_106);
+        // Still open at the end: marked at 98, no closed trade.
+        approx(result.final_equity(), 85.202_106 + 97.0 * 98.0);
+        assert!(result.trades.is_empty());
+        assert_eq!(result.final_positions[0].quantity, 97.0);
+    }
+
+    #[test]
+    fn limit_orders_fill_when_crossed_rest_and_are_cancelled() {
+        // Bar 0: buy 10 limit 101.5 -> bar 1 (low 101) fills at min(101.5, open 102) = 101.5.
+        // Bar 1: sell 10 limit 110 -> highs 107, 105 never reach it.
+        // Bar 3: buy 1 limit 90 replaces (cancels) the sell; lows 97 never reach 90.
+        let result = run(
+            config(FillTiming::NextOpen, 0.0, 0.0, 25.0),
+            vec![
+                (0, Decision::buy_quantity(10.0).limit(101.5)),
+                (1, Decision::sell_quantity(10.0).limit(110.0)),
+                (3, Decision::buy_quantity(1.0).limit(90.0)),
+            ],
+        );
+        let o = &result.orders;
+        assert_eq!(o.len(), 3);
+        assert_eq!(o[0].status, OrderStatus::Filled);
+        assert_eq!(o[0].fill_price, Some(101.5)); // no slippage on limit fills
+        assert_eq!(o[0].filled_at, Some(2 * DAY));
+        assert_eq!(o[1].status, OrderStatus::Cancelled);
+        assert_eq!(o[1].kind, OrderKind::Limit { price: 110.0 });
+        assert_eq!(o[2].status, OrderStatus::New); // still resting at the end
+        // Cash 10_000 - 1_015 = 8_985; marks 103, 106, 101, 98.
+        approx_all(
+            &result.equity,
+            &[10_000.0, 10_000.0, 10_015.0, 10_045.0, 9_995.0, 9_965.0],
+        );
+
+        // A buy limit at 106 placed on bar 1: bar 2 opens at 105, through the limit,
+        // and fills at the better open price.
+        let result = run(
+            config(FillTiming::NextOpen, 0.0, 0.0, 0.0),
+            vec![(1, Decision::buy_quantity(10.0).limit(106.0))],
+        );
+        assert_eq!(result.orders[0].fill_price, Some(105.0));
+        assert_eq!(result.orders[0].filled_at, Some(3 * DAY));
+
+        // With ThisClose a limit is still first eligible on the next bar: the buy at
+        // 100.5 placed on bar 0 (whose close, 100, is below it) waits; bars 1 and 2
+        // stay above it, bar 3 (open 104, low 100) fills it at 100.5.
+        let result = run(
+            config(FillTiming::ThisClose, 0.0, 0.0, 0.0),
+            vec![(0, Decision::buy_quantity(10.0).limit(100.5))],
+        );
+        assert_eq!(result.orders[0].fill_price, Some(100.5));
+        assert_eq!(result.orders[0].filled_at, Some(4 * DAY));
+    }
+
+    #[test]
+    fn cancel_and_hold_decide_the_fate_of_a_resting_order() {
+        // Placed on bar 0 at 95 (never reached); held on bar 1; cancelled on bar 2.
+        let result = run(
+            config(FillTiming::NextOpen, 0.0, 0.0, 0.0),
+            vec![
+                (0, Decision::buy_quantity(1.0).limit(95.0)),
+                (2, Decision::cancel()),
+            ],
+        );
+        assert_eq!(result.orders.len(), 1);
+        assert_eq!(result.orders[0].status, OrderStatus::Cancelled);
+        assert!(result.fills.is_empty());
+    }
+
+    #[test]
+    fn stop_loss_hit_intrabar_fills_at_the_stop_less_slippage() {
+        // ThisClose, 10 bps, no commission. Bar 1: buy 10 at 103 * 1.001 = 103.103,
+        // stop 100.5. Bar 2 low 104: nothing. Bar 3 opens 104 and trades down to 100:
+        // the stop fires at 100.5, sold at 100.5 * 0.999 = 100.3995.
+        // Cash: 10_000 - 1_031.03 + 1_003.995 = 9_972.965.
+        let result = run(
+            config(FillTiming::ThisClose, 0.0, 0.0, 10.0),
+            vec![(1, Decision::buy_quantity(10.0).with_stop_loss(100.5))],
+        );
+        assert_eq!(result.exits.len(), 1);
+        let exit = result.exits[0];
+        assert_eq!((exit.reason, exit.trigger_price, exit.timestamp), (ExitReason::StopLoss, 100.5, 4 * DAY));
+        let trade = result.trades[0];
+        approx(trade.exit_price, 100.3995);
+        approx(trade.pnl, 10.0 * (100.3995 - 103.103));
+        // Bar 1: 8_968.97 + 1_030; bar 2: + 1_060; then flat.
+        approx_all(
+            &result.equity,
+            &[10_000.0, 10_000.0, 9_998.97, 10_028.97, 9_972.965, 9_972.965],
+        );
+        let closing = result.orders.iter().find(|o| o.id == exit.order_id).unwrap();
+        assert_eq!((closing.side, closing.kind, closing.created_at), (Side::Sell, OrderKind::Market, 4 * DAY));
+    }
+
+    #[test]
+    fn gap_through_the_stop_fills_at_the_open() {
+        // NextOpen, no costs. Bar 1: buy 10, stop 99.5 -> filled at bar 2's open 105.
+        // Bars 2 and 3 stay above 99.5 (lows 104, 100); bar 4 opens at 99, below the
+        // stop: sold at the open, 99, not at 99.5.
+        let result = run(
+            config(FillTiming::NextOpen, 0.0, 0.0, 0.0),
+            vec![(1, Decision::buy_quantity(10.0).with_stop_loss(99.5))],
+        );
+        assert_eq!(result.exits[0].trigger_price, 99.0);
+        assert_eq!(result.trades[0].exit_price, 99.0);
+        approx(result.trades[0].pnl, -60.0);
+        // Cash 8_950 after the buy; marks 106, 101; then 9_940 flat.
+        approx_all(&result.equity, &[10_000.0, 10_000.0, 10_000.0, 10_010.0, 9_960.0, 9_940.0]);
+
+        // A stop of 104.5 is inside bar 2 itself (low 104) after the entry at its open:
+        // checked on the entry bar too, so out at 104.5 on bar 2.
+        let result = run(
+            config(FillTiming::NextOpen, 0.0, 0.0, 0.0),
+            vec![(1, Decision::buy_quantity(10.0).with_stop_loss(104.5))],
+        );
+        assert_eq!(result.exits[0].timestamp, 3 * DAY);
+        approx(result.trades[0].pnl, 10.0 * (104.5 - 105.0));
+    }
+
+    #[test]
+    fn take_profit_and_stop_first_when_both_are_inside_a_bar() {
+        // ThisClose, no costs: bought 10 at bar 0's close 100 with target 103.5; bar 1
+        // (high 104) takes profit at 103.5.
+        let result = run(
+            config(FillTiming::ThisClose, 0.0, 0.0, 0.0),
+            vec![(0, Decision::buy_quantity(10.0).with_stop_loss(95.0).with_take_profit(103.5))],
+        );
+        assert_eq!(result.exits[0].reason, ExitReason::TakeProfit);
+        approx(result.trades[0].pnl, 35.0);
+        // Bought at bar 2's close 106 with stop 100.5 and target 104.9: bar 3 (open 104,
+        // high 105, low 100) reaches both; the stop is assumed first.
+        let result = run(
+            config(FillTiming::ThisClose, 0.0, 0.0, 0.0),
+            vec![(2, Decision::buy_quantity(10.0).with_stop_loss(100.5).with_take_profit(104.9))],
+        );
+        // The open (104) is between the levels, so no gap decides; the high (105)
+        // reaches the target and the low (100) the stop: the stop is assumed first.
+        assert_eq!(result.exits[0].reason, ExitReason::StopLoss);
+        approx(result.trades[0].exit_price, 100.5);
+    }
+
+    #[test]
+    fn selling_more_than_held_is_a_rejected_order_with_reason() {
+        // ThisClose, no costs: buy 5 at 100, then ask to sell 10 at 103.
+        let result = run(
+            config(FillTiming::ThisClose, 0.0, 0.0, 0.0),
+            vec![(0, Decision::buy_quantity(5.0)), (1, Decision::sell_quantity(10.0))],
+        );
+        let rejected: Vec<&Order> = result.rejected_orders().collect();
+        assert_eq!(rejected.len(), 1);
+        assert_eq!(
+            rejected[0].status,
+            OrderStatus::Rejected {
+                reason: "insufficient position: selling 10, 5 held, short selling not allowed".into()
+            }
+        );
+        assert_eq!(result.final_positions[0].quantity, 5.0);
+        // Cash 9_500 + 5 * 98 at the end.
+        approx(result.final_equity(), 9_990.0);
+    }
+
+    #[test]
+    fn too_little_equity_for_one_unit_is_a_rejected_order_of_zero() {
+        let mut config = config(FillTiming::ThisClose, 0.0, 0.0, 0.0);
+        config.initial_capital = 50.0;
+        let result = run(config, vec![(0, Decision::buy())]);
+        assert_eq!(result.orders.len(), 1);
+        let order = &result.orders[0];
+        assert_eq!(order.quantity, 0.0);
+        let OrderStatus::Rejected { reason } = &order.status else {
+            panic!("{order:?}");
+        };
+        assert!(reason.starts_with("sizing gave 0 units"), "{reason}");
+        assert!(reason.contains("equity 50 at price 100"), "{reason}");
+    }
+
+    #[test]
+    fn enter_flips_a_short_into_a_sized_long_in_one_order() {
+        // Shorts allowed, ThisClose, no costs. Bar 0: enter short all-in at 100 ->
+        // short 100, cash 20_000. Bar 1 at 103: equity 20_000 - 10_300 = 9_700; enter
+        // long: close 100 and buy floor(9_700 / 103) = 94 more -> one buy of 194,
+        // cash 20_000 - 19_982 = 18, equity 18 + 94 * 103 = 9_700.
+        let mut config = config(FillTiming::ThisClose, 0.0, 0.0, 0.0);
+        config.risk_limits = RiskLimits {
+            allow_short: true,
+            ..RiskLimits::default()
+        };
+        let result = run(config, vec![(0, Decision::enter_short()), (1, Decision::enter_long()), (2, Decision::enter_long())]);
+        assert_eq!(result.orders.len(), 2); // already long on bar 2: nothing
+        assert_eq!((result.orders[0].side, result.orders[0].quantity), (Side::Sell, 100.0));
+        assert_eq!((result.orders[1].side, result.orders[1].quantity), (Side::Buy, 194.0));
+        approx(result.equity[2], 9_700.0);
+        approx(result.trades[0].pnl, -300.0);
+        assert_eq!(result.trades[0].side, PositionSide::Short);
+        approx(result.final_snapshot.cash, 18.0);
+    }
+
+    #[test]
+    fn target_trades_the_difference() {
+        // ThisClose, no costs: target 10 at 100, target 4 at 103 (sell 6), target 0 at 106.
+        let result = run(
+            config(FillTiming::ThisClose, 0.0, 0.0, 0.0),
+            vec![
+                (0, Decision::target(10.0)),
+                (1, Decision::target(4.0)),
+                (2, Decision::close()),
+                (3, Decision::close()), // flat: nothing
+            ],
+        );
+        let sides: Vec<(Side, f64)> = result.orders.iter().map(|o| (o.side, o.quantity)).collect();
+        assert_eq!(sides, vec![(Side::Buy, 10.0), (Side::Sell, 6.0), (Side::Sell, 4.0)]);
+        // 6 * 3 + 4 * 6 = 42.
+        approx(result.final_equity(), 10_042.0);
+        approx(result.trades.iter().map(|t| t.pnl).sum(), 42.0);
+    }
+
+    #[test]
+    fn a_next_open_decision_on_the_last_bar_is_not_filled() {
+        let result = run(
+            config(FillTiming::NextOpen, 0.0, 0.0, 0.0),
+            vec![(4, Decision::buy_quantity(1.0))],
+        );
+        assert!(result.orders.is_empty());
+        assert!(result.fills.is_empty());
+        approx(result.final_equity(), 10_000.0);
+    }
+
+    #[test]
+    fn bad_input_is_a_typed_error() {
+        let backtester = Backtester::new(BacktestConfig::default()).unwrap();
+        let empty = BarSeries::new(vec![], vec![], vec![], vec![], vec![], vec![]).unwrap();
+        assert_eq!(
+            backtester.run(&empty, &mut from_fn(|_| Decision::hold())),
+            Err(Error::EmptySeries {
+                series: 0,
+                symbol: DEFAULT_SYMBOL.into()
+            })
+        );
+        // Half a unit of a whole-unit instrument, on bar 1.
+        let err = backtester
+            .run(&five_bars(), &mut script(vec![(1, Decision::buy_quantity(0.5))]))
+            .unwrap_err();
+        let Error::InvalidDecision { row, symbol, source } = &err else {
+            panic!("{err:?}");
+        };
+        assert_eq!((*row, symbol.as_str()), (1, "ACME"));
+        assert!(matches!(**source, Error::InvalidOrder { field: "quantity", .. }));
+        assert!(err.to_string().starts_with("row 1: decision for `ACME` is invalid: "), "{err}");
+        // A NaN target, a NaN limit price, a confidence outside [0, 1].
+        for decision in [
+            Decision::target(f64::NAN),
+            Decision::buy_quantity(1.0).limit(f64::NAN),
+            Decision::buy().with_confidence(2.0),
+        ] {
+            let mut config = BacktestConfig::default();
+            config.sizing = Sizing::Confidence { max_fraction: 0.5 };
+            let err = Backtester::new(config)
+                .unwrap()
+                .run(&five_bars(), &mut script(vec![(0, decision)]))
+                .unwrap_err();
+            assert!(matches!(err, Error::InvalidDecision { row: 0, .. }), "{err:?}");
+        }
+        // An invalid configuration lists its fields.
+        let err = Backtester::new(BacktestConfig {
+            initial_capital: f64::NAN,
+            ..BacktestConfig::default()
+        })
+        .unwrap_err();
+        assert!(matches!(err, Error::InvalidConfig { ref problems, .. } if problems.len() == 1), "{err:?}");
+    }
+
+    #[test]
+    fn kill_switch_halts_new_buys_after_the_drawdown() {
+        // ThisClose, no costs, max drawdown 2 %. Bar 2: buy 50 at 106 (cash 4_700).
+        // Bar 3 at 101: equity 4_700 + 5_050 = 9_750, peak 10_000: -2.5 %, the switch
+        // trips. Bar 3's close then bar 4's buy are refused; the close is allowed.
+        let mut config = config(FillTiming::ThisClose, 0.0, 0.0, 0.0);
+        config.risk_limits.max_drawdown = Some(0.02);
+        let result = run(
+            config,
+            vec![
+                (2, Decision::buy_quantity(50.0)),
+                (3, Decision::buy_quantity(1.0)),
+                (4, Decision::close()),
+            ],
+        );
+        let statuses: Vec<String> = result.orders.iter().map(|o| o.status.to_string()).collect();
+        assert_eq!(statuses[0], "filled");
+        assert!(statuses[1].contains("kill switch"), "{statuses:?}");
+        assert_eq!(statuses[2], "filled");
+    }
+}

@@ -602,10 +602,10 @@ mod tests {
         assert_eq!(counting.on_bar(&ctx), Decision::buy());
         assert_eq!(calls, 1);
 
-        let mut per = PerSymbol::new(vec![
-            from_fn(|_: &Context<'_>| Decision::sell()),
-            from_fn(|_: &Context<'_>| Decision::sell()),
-        ]);
+        fn sell(_: &Context<'_>) -> Decision {
+            Decision::sell()
+        }
+        let mut per = PerSymbol::new(vec![sell as fn(&Context<'_>) -> Decision; 2]);
         assert_eq!(
             per.start(3),
             Err(Error::LengthMismatch {
