@@ -160,3 +160,72 @@ impl Backtester {
         Ok(SweepTable { rows })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backtest::config::FillTiming;
+    use crate::backtest::proptests::random_series;
+    use crate::backtest::strategies::{MeanReversionStrategy, MomentumStrategy};
+    use rand::{SeedableRng, rngs::StdRng};
+
+    #[test]
+    fn sweep_rows_equal_single_runs_in_grid_order() {
+        let series = random_series(&mut StdRng::seed_from_u64(3), 400);
+        let config = BacktestConfig {
+            fill_timing: FillTiming::ThisClose,
+            ..BacktestConfig::default()
+        };
+        let grid: Vec<(usize, usize)> =
+            [2, 5, 10].iter().flat_map(|&f| [20, 40].map(move |s| (f, s))).collect();
+        let table = sweep(&series, &grid, |&(f, s)| MomentumStrategy::new(f, s), &config).unwrap();
+        assert_eq!(table.len(), grid.len());
+        let backtester = Backtester::new(config).unwrap();
+        for (row, &(fast, slow)) in table.rows.iter().zip(&grid) {
+            assert_eq!(row.params, (fast, slow));
+            let single = backtester
+                .run(&series, &mut MomentumStrategy::new(fast, slow).unwrap())
+                .unwrap();
+            assert_eq!(row.metrics, single.metrics);
+        }
+        // Different parameters give different runs (the test would be empty otherwise).
+        assert!(table.rows.iter().any(|r| r.metrics != table.rows[0].metrics));
+    }
+
+    #[test]
+    fn sorting_puts_undefined_last_and_best_first() {
+        let series = random_series(&mut StdRng::seed_from_u64(5), 300);
+        let grid = vec![(5, 1.0, 0.0), (10, 1.5, 0.0), (20, 2.0, 0.5), (50, 4.0, 0.0)];
+        let config = BacktestConfig::default();
+        let mut table = sweep(
+            &series,
+            &grid,
+            |&(w, entry, exit)| MeanReversionStrategy::new(w, entry, exit),
+            &config,
+        )
+        .unwrap();
+        table.sort_by_metric(|m| m.trades.win_rate.ok(), true);
+        let keys: Vec<Option<f64>> = table.rows.iter().map(|r| r.metrics.trades.win_rate.ok()).collect();
+        let defined: Vec<f64> = keys.iter().flatten().copied().collect();
+        assert!(defined.windows(2).all(|w| w[0] >= w[1]), "{keys:?}");
+        let first_none = keys.iter().position(Option::is_none).unwrap_or(keys.len());
+        assert!(keys[first_none..].iter().all(Option::is_none), "{keys:?}");
+        let best = table.best_by(|m| Some(m.total_return), true).unwrap();
+        assert!(table.rows.iter().all(|r| r.metrics.total_return <= best.metrics.total_return));
+        let worst = table.best_by(|m| Some(m.total_return), false).unwrap();
+        assert!(table.rows.iter().all(|r| r.metrics.total_return >= worst.metrics.total_return));
+    }
+
+    #[test]
+    fn a_failed_run_names_its_parameters() {
+        let series = random_series(&mut StdRng::seed_from_u64(1), 50);
+        let grid = vec![(2, 5), (5, 5)];
+        let err = sweep(&series, &grid, |&(f, s)| MomentumStrategy::new(f, s), &BacktestConfig::default())
+            .unwrap_err();
+        let Error::SweepRun { index, params, source } = &err else {
+            panic!("{err:?}");
+        };
+        assert_eq!((*index, params.as_str()), (1, "(5, 5)"));
+        assert!(matches!(**source, Error::InvalidParameter { name: "slow", .. }));
+    }
+}

@@ -106,3 +106,93 @@ impl Strategy for Signals<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backtest::config::FillTiming;
+    use crate::backtest::proptests::random_series;
+    use crate::backtest::strategy::from_fn;
+    use crate::execution::{CommissionModel, ExecutionModel};
+    use rand::{Rng, SeedableRng, rngs::StdRng};
+
+    #[test]
+    fn signals_equal_the_same_decisions_through_a_closure() {
+        let mut rng = StdRng::seed_from_u64(11);
+        for timing in [FillTiming::ThisClose, FillTiming::NextOpen] {
+            for trial in 0..20 {
+                let n = rng.gen_range(2..60);
+                let series = random_series(&mut rng, n);
+                let entries: Vec<bool> = (0..n).map(|_| rng.gen_bool(0.2)).collect();
+                let exits: Vec<bool> = (0..n).map(|_| rng.gen_bool(0.2)).collect();
+                let config = BacktestConfig {
+                    fill_timing: timing,
+                    execution: ExecutionModel::new(CommissionModel::new(0.001, 0.5).unwrap(), 3.0)
+                        .unwrap(),
+                    ..BacktestConfig::default()
+                };
+                let vectorized = from_signals(&series, &entries, &exits, &config).unwrap();
+                let mut closure = from_fn(|ctx| {
+                    let (entry, exit) = (entries[ctx.index()], exits[ctx.index()]);
+                    let held = ctx.position().quantity;
+                    if entry && exit {
+                        Decision::hold()
+                    } else if held == 0.0 && entry {
+                        Decision::buy()
+                    } else if held > 0.0 && exit {
+                        Decision::close()
+                    } else {
+                        Decision::hold()
+                    }
+                });
+                let scripted = Backtester::new(config).unwrap().run(&series, &mut closure).unwrap();
+                assert_eq!(vectorized, scripted, "{timing:?} trial {trial}");
+            }
+        }
+    }
+
+    #[test]
+    fn signal_rules_by_hand() {
+        // ThisClose, 1_000 of capital, flat price 10 then 20: entry on 0 (100 units),
+        // a second entry while long on 1 does nothing, both signals on 2 do nothing,
+        // exit on 3 at 20: +1_000.
+        let close = vec![10.0, 10.0, 20.0, 20.0, 20.0];
+        let series =
+            BarSeries::new((0..5).collect(), close.clone(), close.clone(), close.clone(), close, vec![0.0; 5])
+                .unwrap();
+        let config = BacktestConfig {
+            fill_timing: FillTiming::ThisClose,
+            initial_capital: 1_000.0,
+            ..BacktestConfig::default()
+        };
+        let entries = [true, true, true, false, false];
+        let exits = [false, false, true, true, true];
+        let result = from_signals(&series, &entries, &exits, &config).unwrap();
+        assert_eq!(result.orders.len(), 2);
+        assert_eq!(result.orders[0].quantity, 100.0);
+        assert_eq!(result.orders[1].created_at, 3);
+        assert_eq!(result.final_equity(), 2_000.0);
+    }
+
+    #[test]
+    fn length_mismatch_is_a_typed_error() {
+        let series = crate::backtest::engine::tests::five_bars();
+        let config = BacktestConfig::default();
+        assert_eq!(
+            from_signals(&series, &[true; 4], &[false; 5], &config),
+            Err(Error::LengthMismatch {
+                field: "entries",
+                expected: 5,
+                actual: 4
+            })
+        );
+        assert_eq!(
+            from_signals(&series, &[true; 5], &[false; 6], &config),
+            Err(Error::LengthMismatch {
+                field: "exits",
+                expected: 5,
+                actual: 6
+            })
+        );
+    }
+}
