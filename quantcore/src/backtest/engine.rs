@@ -32,6 +32,12 @@
 //! (NaN or fractional quantity on a whole-unit instrument, bad limit or exit levels)
 //! stops the run with [`Error::InvalidDecision`]: that is a bug in the strategy.
 //!
+//! A decision without a quantity is sized by the configured
+//! [`Sizing`](crate::order::Sizing); a sized *buy* is then capped at
+//! [`max_affordable_quantity`] of the cash, so with several positions open a fraction
+//! of equity that exceeds the cash buys what the cash affords instead of being refused
+//! (an explicit quantity is never changed: the risk check accepts or refuses it).
+//!
 //! A decision becomes at most one order: a target or an entry that crosses zero is
 //! one order that flips the position (one commission), the portfolio splitting it
 //! into a round trip and a new position.
@@ -59,7 +65,8 @@ use crate::error::{Error, Result};
 use crate::execution::{Fill, OrderOutcome};
 use crate::metrics::Metrics;
 use crate::order::{
-    Instrument, Order, Side, SizingInput, SymbolId, quantities_equal, validate_order,
+    Instrument, Order, Side, SizingInput, SymbolId, max_affordable_quantity, quantities_equal,
+    validate_order,
 };
 use crate::portfolio::Portfolio;
 use crate::risk::exit_on_bar;
@@ -283,7 +290,8 @@ impl<'c> Engine<'c> {
         }
         self.orders.sort_by_key(|order| order.id);
         let trade_pnls = self.portfolio.round_trip_pnls();
-        let metrics = Metrics::compute(&timestamps, &self.equity, &trade_pnls, &self.config.metrics)?;
+        let metrics =
+            Metrics::compute(&timestamps, &self.equity, &trade_pnls, &self.config.metrics)?;
         let last = timestamps[timestamps.len() - 1];
         let symbols = self
             .portfolio
@@ -395,7 +403,14 @@ impl<'c> Engine<'c> {
         };
         let id = self.next_id();
         let order = self.order_for(
-            Order::limit(id, SymbolId(s as u32), leg.side, leg.quantity, limit, created_at),
+            Order::limit(
+                id,
+                SymbolId(s as u32),
+                leg.side,
+                leg.quantity,
+                limit,
+                created_at,
+            ),
             &decision,
             leg,
         );
@@ -535,7 +550,7 @@ impl<'c> Engine<'c> {
 
     /// A leg on `side` of `closing` units (closing an opposite position) plus the
     /// configured size, sized from the equity after the closing part at the expected
-    /// fill price.
+    /// fill price; a buy is capped at what the cash (after the closing part) affords.
     fn sized(
         &self,
         s: usize,
@@ -549,18 +564,20 @@ impl<'c> Engine<'c> {
         let position = &self.portfolio.positions()[s];
         let commission = &self.config.execution.commission;
         let mut equity = self.portfolio.equity();
+        let mut cash = self.portfolio.cash();
         if closing > 0.0 {
-            // Equity after closing at `price`: the position revalued at the fill
-            // price, less the commission's rate part (the sizing takes the fixed fee
-            // off once, and the flip pays it once).
-            equity += position.quantity * (price - position.current_price)
-                - commission.rate * closing * price;
+            // Equity and cash after closing at `price`: the position revalued at, or
+            // turned into cash at, the fill price, less the commission's rate part
+            // (the sizing takes the fixed fee off once, and the flip pays it once).
+            let rate_part = commission.rate * closing * price;
+            equity += position.quantity * (price - position.current_price) - rate_part;
+            cash += position.quantity * price - rate_part;
         }
         let instrument = self
             .portfolio
             .instruments()
             .instrument(SymbolId(s as u32))?;
-        let quantity = self
+        let mut quantity = self
             .config
             .sizing
             .quantity(
@@ -574,7 +591,18 @@ impl<'c> Engine<'c> {
                 commission,
             )
             .map_err(|error| self.invalid(s, row, error))?;
-        let total = if quantity > 0.0 { closing + quantity } else { closing };
+        if side == Side::Buy && quantity > 0.0 {
+            // A fraction of *equity* can exceed the cash when other positions are
+            // held; size to what the cash affords rather than be refused.
+            let affordable = max_affordable_quantity(cash, price, commission, instrument)
+                .map_err(|error| self.invalid(s, row, error))?;
+            quantity = quantity.min(affordable);
+        }
+        let total = if quantity > 0.0 {
+            closing + quantity
+        } else {
+            closing
+        };
         Ok(Leg {
             side,
             quantity: total,
@@ -603,7 +631,8 @@ impl<'c> Engine<'c> {
     }
 
     fn validate(&self, s: usize, row: usize, order: &Order) -> Result<()> {
-        validate_order(order, self.portfolio.instruments()).map_err(|error| self.invalid(s, row, error))
+        validate_order(order, self.portfolio.instruments())
+            .map_err(|error| self.invalid(s, row, error))
     }
 
     fn invalid(&self, s: usize, row: usize, source: Error) -> Error {
@@ -700,20 +729,30 @@ pub(crate) mod tests {
     fn next_open_round_trip_with_commission_and_slippage() {
         // 0.1 % + 1 per fill, 10 bps slippage. Buy 10 on bar 0, close on bar 2.
         // Bar 1 open 102 -> buy at 102 * 1.001 = 102.102, notional 1_021.02,
-        //   commission 1.02102 + 1 = 2.02102, cash 10_000 - 1_023.04102 = 8_976.95898;
-        //   equity at close 103: 8_976.95898 + 1_030 = 10_006.95898.
-        // Bar 2 close 106: 10_036.95898. Close decided, fills at bar 3's open.
+        //   commission 1.02102 + 1 = 2.02102, cash 10_000 - 1_023.04102 = 8_976.958_98;
+        //   equity at close 103: 8_976.958_98 + 1_030 = 10_006.958_98.
+        // Bar 2 close 106: 10_036.958_98. Close decided, fills at bar 3's open.
         // Bar 3 open 104 -> sell at 104 * 0.999 = 103.896, notional 1_038.96,
-        //   commission 2.03896, cash 8_976.95898 + 1_036.92104 = 10_013.88002.
+        //   commission 2.03896, cash 8_976.958_98 + 1_036.92104 = 10_013.880_02.
         let result = run(
             config(FillTiming::NextOpen, 0.001, 1.0, 10.0),
             vec![(0, Decision::buy_quantity(10.0)), (2, Decision::close())],
         );
         approx_all(
             &result.equity,
-            &[10_000.0, 10_000.0, 10_006.95898, 10_036.95898, 10_013.88002, 10_013.88002],
+            &[
+                10_000.0,
+                10_000.0,
+                10_006.958_98,
+                10_036.958_98,
+                10_013.880_02,
+                10_013.880_02,
+            ],
         );
-        assert_eq!(result.timestamps, vec![DAY, DAY, 2 * DAY, 3 * DAY, 4 * DAY, 5 * DAY]);
+        assert_eq!(
+            result.timestamps,
+            vec![DAY, DAY, 2 * DAY, 3 * DAY, 4 * DAY, 5 * DAY]
+        );
         assert_eq!(result.trades.len(), 1);
         let trade = result.trades[0];
         assert_eq!((trade.side, trade.quantity), (PositionSide::Long, 10.0));
@@ -727,11 +766,17 @@ pub(crate) mod tests {
         // Orders: created on the decision bar, filled on the next bar.
         let o = &result.orders;
         assert_eq!(o.len(), 2);
-        assert_eq!((o[0].id, o[0].side, o[0].created_at, o[0].filled_at), (1, Side::Buy, DAY, Some(2 * DAY)));
-        assert_eq!((o[1].id, o[1].side, o[1].created_at, o[1].filled_at), (2, Side::Sell, 3 * DAY, Some(4 * DAY)));
+        assert_eq!(
+            (o[0].id, o[0].side, o[0].created_at, o[0].filled_at),
+            (1, Side::Buy, DAY, Some(2 * DAY))
+        );
+        assert_eq!(
+            (o[1].id, o[1].side, o[1].created_at, o[1].filled_at),
+            (2, Side::Sell, 3 * DAY, Some(4 * DAY))
+        );
         assert!(o.iter().all(|o| o.status == OrderStatus::Filled));
         assert_eq!(result.fills.len(), 2);
-        approx(result.final_snapshot.cash, 10_013.88002);
+        approx(result.final_snapshot.cash, 10_013.880_02);
         approx(result.metrics.total_return, 0.001_388_002);
         assert_eq!(result.metrics.trades.n_trades, 1);
     }
@@ -742,14 +787,21 @@ pub(crate) mod tests {
         //   cash 8_996.999, equity 8_996.999 + 1_000 = 9_996.999.
         // Bar 1: 8_996.999 + 1_030 = 10_026.999.
         // Bar 2 close 106 -> sell at 105.894, notional 1_058.94, commission 2.05894,
-        //   cash 8_996.999 + 1_056.88106 = 10_053.88006.
+        //   cash 8_996.999 + 1_056.88106 = 10_053.880_06.
         let result = run(
             config(FillTiming::ThisClose, 0.001, 1.0, 10.0),
             vec![(0, Decision::buy_quantity(10.0)), (2, Decision::close())],
         );
         approx_all(
             &result.equity,
-            &[10_000.0, 9_996.999, 10_026.999, 10_053.88006, 10_053.88006, 10_053.88006],
+            &[
+                10_000.0,
+                9_996.999,
+                10_026.999,
+                10_053.880_06,
+                10_053.880_06,
+                10_053.880_06,
+            ],
         );
         let trade = result.trades[0];
         assert_eq!((trade.entry_time, trade.exit_time), (DAY, 3 * DAY));
@@ -856,17 +908,29 @@ pub(crate) mod tests {
         );
         assert_eq!(result.exits.len(), 1);
         let exit = result.exits[0];
-        assert_eq!((exit.reason, exit.trigger_price, exit.timestamp), (ExitReason::StopLoss, 100.5, 4 * DAY));
+        assert_eq!(
+            (exit.reason, exit.trigger_price, exit.timestamp),
+            (ExitReason::StopLoss, 100.5, 4 * DAY)
+        );
         let trade = result.trades[0];
         approx(trade.exit_price, 100.3995);
         approx(trade.pnl, 10.0 * (100.3995 - 103.103));
         // Bar 1: 8_968.97 + 1_030; bar 2: + 1_060; then flat.
         approx_all(
             &result.equity,
-            &[10_000.0, 10_000.0, 9_998.97, 10_028.97, 9_972.965, 9_972.965],
+            &[
+                10_000.0, 10_000.0, 9_998.97, 10_028.97, 9_972.965, 9_972.965,
+            ],
         );
-        let closing = result.orders.iter().find(|o| o.id == exit.order_id).unwrap();
-        assert_eq!((closing.side, closing.kind, closing.created_at), (Side::Sell, OrderKind::Market, 4 * DAY));
+        let closing = result
+            .orders
+            .iter()
+            .find(|o| o.id == exit.order_id)
+            .unwrap();
+        assert_eq!(
+            (closing.side, closing.kind, closing.created_at),
+            (Side::Sell, OrderKind::Market, 4 * DAY)
+        );
     }
 
     #[test]
@@ -882,7 +946,10 @@ pub(crate) mod tests {
         assert_eq!(result.trades[0].exit_price, 99.0);
         approx(result.trades[0].pnl, -60.0);
         // Cash 8_950 after the buy; marks 106, 101; then 9_940 flat.
-        approx_all(&result.equity, &[10_000.0, 10_000.0, 10_000.0, 10_010.0, 9_960.0, 9_940.0]);
+        approx_all(
+            &result.equity,
+            &[10_000.0, 10_000.0, 10_000.0, 10_010.0, 9_960.0, 9_940.0],
+        );
 
         // A stop of 104.5 is inside bar 2 itself (low 104) after the entry at its open:
         // checked on the entry bar too, so out at 104.5 on bar 2.
@@ -900,7 +967,12 @@ pub(crate) mod tests {
         // (high 104) takes profit at 103.5.
         let result = run(
             config(FillTiming::ThisClose, 0.0, 0.0, 0.0),
-            vec![(0, Decision::buy_quantity(10.0).with_stop_loss(95.0).with_take_profit(103.5))],
+            vec![(
+                0,
+                Decision::buy_quantity(10.0)
+                    .with_stop_loss(95.0)
+                    .with_take_profit(103.5),
+            )],
         );
         assert_eq!(result.exits[0].reason, ExitReason::TakeProfit);
         approx(result.trades[0].pnl, 35.0);
@@ -908,7 +980,12 @@ pub(crate) mod tests {
         // high 105, low 100) reaches both; the stop is assumed first.
         let result = run(
             config(FillTiming::ThisClose, 0.0, 0.0, 0.0),
-            vec![(2, Decision::buy_quantity(10.0).with_stop_loss(100.5).with_take_profit(104.9))],
+            vec![(
+                2,
+                Decision::buy_quantity(10.0)
+                    .with_stop_loss(100.5)
+                    .with_take_profit(104.9),
+            )],
         );
         // The open (104) is between the levels, so no gap decides; the high (105)
         // reaches the target and the low (100) the stop: the stop is assumed first.
@@ -921,14 +998,18 @@ pub(crate) mod tests {
         // ThisClose, no costs: buy 5 at 100, then ask to sell 10 at 103.
         let result = run(
             config(FillTiming::ThisClose, 0.0, 0.0, 0.0),
-            vec![(0, Decision::buy_quantity(5.0)), (1, Decision::sell_quantity(10.0))],
+            vec![
+                (0, Decision::buy_quantity(5.0)),
+                (1, Decision::sell_quantity(10.0)),
+            ],
         );
         let rejected: Vec<&Order> = result.rejected_orders().collect();
         assert_eq!(rejected.len(), 1);
         assert_eq!(
             rejected[0].status,
             OrderStatus::Rejected {
-                reason: "insufficient position: selling 10, 5 held, short selling not allowed".into()
+                reason: "insufficient position: selling 10, 5 held, short selling not allowed"
+                    .into()
             }
         );
         assert_eq!(result.final_positions[0].quantity, 5.0);
@@ -952,6 +1033,34 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn sized_buys_are_capped_at_the_cash() {
+        // ThisClose, no costs, 80 % of equity per sized buy. Bar 0: buy 50 at 100
+        // (cash 5_000). Bar 1 at 103: equity 5_000 + 5_150 = 10_150; 80 % = 8_120
+        // -> 78 units, but 5_000 of cash affords floor(5_000 / 103) = 48: buy 48.
+        let mut config = config(FillTiming::ThisClose, 0.0, 0.0, 0.0);
+        config.sizing = Sizing::FractionOfEquity(0.8);
+        let result = run(
+            config,
+            vec![(0, Decision::buy_quantity(50.0)), (1, Decision::buy())],
+        );
+        assert_eq!(result.orders[1].quantity, 48.0);
+        assert_eq!(result.orders[1].status, OrderStatus::Filled);
+        approx(result.final_snapshot.cash, 5_000.0 - 48.0 * 103.0);
+        // An explicit quantity is not capped: 60 at 103 is refused for cash.
+        let result = run(
+            config,
+            vec![
+                (0, Decision::buy_quantity(50.0)),
+                (1, Decision::buy_quantity(60.0)),
+            ],
+        );
+        assert!(matches!(
+            result.orders[1].status,
+            OrderStatus::Rejected { .. }
+        ));
+    }
+
+    #[test]
     fn enter_flips_a_short_into_a_sized_long_in_one_order() {
         // Shorts allowed, ThisClose, no costs. Bar 0: enter short all-in at 100 ->
         // short 100, cash 20_000. Bar 1 at 103: equity 20_000 - 10_300 = 9_700; enter
@@ -962,10 +1071,23 @@ pub(crate) mod tests {
             allow_short: true,
             ..RiskLimits::default()
         };
-        let result = run(config, vec![(0, Decision::enter_short()), (1, Decision::enter_long()), (2, Decision::enter_long())]);
+        let result = run(
+            config,
+            vec![
+                (0, Decision::enter_short()),
+                (1, Decision::enter_long()),
+                (2, Decision::enter_long()),
+            ],
+        );
         assert_eq!(result.orders.len(), 2); // already long on bar 2: nothing
-        assert_eq!((result.orders[0].side, result.orders[0].quantity), (Side::Sell, 100.0));
-        assert_eq!((result.orders[1].side, result.orders[1].quantity), (Side::Buy, 194.0));
+        assert_eq!(
+            (result.orders[0].side, result.orders[0].quantity),
+            (Side::Sell, 100.0)
+        );
+        assert_eq!(
+            (result.orders[1].side, result.orders[1].quantity),
+            (Side::Buy, 194.0)
+        );
         approx(result.equity[2], 9_700.0);
         approx(result.trades[0].pnl, -300.0);
         assert_eq!(result.trades[0].side, PositionSide::Short);
@@ -985,7 +1107,10 @@ pub(crate) mod tests {
             ],
         );
         let sides: Vec<(Side, f64)> = result.orders.iter().map(|o| (o.side, o.quantity)).collect();
-        assert_eq!(sides, vec![(Side::Buy, 10.0), (Side::Sell, 6.0), (Side::Sell, 4.0)]);
+        assert_eq!(
+            sides,
+            vec![(Side::Buy, 10.0), (Side::Sell, 6.0), (Side::Sell, 4.0)]
+        );
         // 6 * 3 + 4 * 6 = 42.
         approx(result.final_equity(), 10_042.0);
         approx(result.trades.iter().map(|t| t.pnl).sum(), 42.0);
@@ -1015,27 +1140,50 @@ pub(crate) mod tests {
         );
         // Half a unit of a whole-unit instrument, on bar 1.
         let err = backtester
-            .run(&five_bars(), &mut script(vec![(1, Decision::buy_quantity(0.5))]))
+            .run(
+                &five_bars(),
+                &mut script(vec![(1, Decision::buy_quantity(0.5))]),
+            )
             .unwrap_err();
-        let Error::InvalidDecision { row, symbol, source } = &err else {
+        let Error::InvalidDecision {
+            row,
+            symbol,
+            source,
+        } = &err
+        else {
             panic!("{err:?}");
         };
         assert_eq!((*row, symbol.as_str()), (1, "ACME"));
-        assert!(matches!(**source, Error::InvalidOrder { field: "quantity", .. }));
-        assert!(err.to_string().starts_with("row 1: decision for `ACME` is invalid: "), "{err}");
+        assert!(matches!(
+            **source,
+            Error::InvalidOrder {
+                field: "quantity",
+                ..
+            }
+        ));
+        assert!(
+            err.to_string()
+                .starts_with("row 1: decision for `ACME` is invalid: "),
+            "{err}"
+        );
         // A NaN target, a NaN limit price, a confidence outside [0, 1].
         for decision in [
             Decision::target(f64::NAN),
             Decision::buy_quantity(1.0).limit(f64::NAN),
             Decision::buy().with_confidence(2.0),
         ] {
-            let mut config = BacktestConfig::default();
-            config.sizing = Sizing::Confidence { max_fraction: 0.5 };
+            let config = BacktestConfig {
+                sizing: Sizing::Confidence { max_fraction: 0.5 },
+                ..BacktestConfig::default()
+            };
             let err = Backtester::new(config)
                 .unwrap()
                 .run(&five_bars(), &mut script(vec![(0, decision)]))
                 .unwrap_err();
-            assert!(matches!(err, Error::InvalidDecision { row: 0, .. }), "{err:?}");
+            assert!(
+                matches!(err, Error::InvalidDecision { row: 0, .. }),
+                "{err:?}"
+            );
         }
         // An invalid configuration lists its fields.
         let err = Backtester::new(BacktestConfig {
@@ -1043,7 +1191,10 @@ pub(crate) mod tests {
             ..BacktestConfig::default()
         })
         .unwrap_err();
-        assert!(matches!(err, Error::InvalidConfig { ref problems, .. } if problems.len() == 1), "{err:?}");
+        assert!(
+            matches!(err, Error::InvalidConfig { ref problems, .. } if problems.len() == 1),
+            "{err:?}"
+        );
     }
 
     #[test]

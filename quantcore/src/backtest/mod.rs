@@ -30,7 +30,7 @@
 //! | fill timing | [`FillTiming::NextOpen`] (default): market orders fill at the symbol's next open; [`FillTiming::ThisClose`]: at the decision bar's close; a `NextOpen` decision on the last bar is not filled |
 //! | prices | market fills at the reference moved by `slippage_bps` against the trader; limit fills at the limit or better, no slippage |
 //! | costs | commission `rate * notional + fixed_fee` per fill |
-//! | sizing | a decision without a quantity is sized by [`Sizing`](crate::order::Sizing) at the expected fill price, from the equity at the latest marks (market orders: when they fill; limit orders: at the limit, when placed) |
+//! | sizing | a decision without a quantity is sized by [`Sizing`](crate::order::Sizing) at the expected fill price, from the equity at the latest marks (market orders: when they fill; limit orders: at the limit, when placed); a sized buy is capped at what the cash affords |
 //! | limit orders | first eligible on the next bar; rest until filled or replaced by the next non-hold decision |
 //! | exits | stop-loss / take-profit checked against each bar's open, high and low after the bar's entries; stop first when both are inside a bar; a gap through a level fills at the open |
 //! | rejections | recorded in [`BacktestResult::orders`] with the reason; never an error |
@@ -88,8 +88,8 @@ pub use config::{BacktestConfig, FillTiming};
 pub use engine::{Backtester, DEFAULT_SYMBOL};
 pub use result::{BacktestResult, ExitEvent};
 pub use strategies::{
-    BuiltinStrategy, MeanReversionParams, MeanReversionStrategy, MomentumParams,
-    MomentumStrategy, StrategySpec,
+    BuiltinStrategy, MeanReversionParams, MeanReversionStrategy, MomentumParams, MomentumStrategy,
+    StrategySpec,
 };
 pub use strategy::{Action, Context, Decision, History, PerSymbol, Strategy, from_fn};
 pub use sweep::{SweepRow, SweepTable, sweep};

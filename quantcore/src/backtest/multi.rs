@@ -70,7 +70,10 @@ impl Backtester {
         let names: Vec<String> = series
             .iter()
             .enumerate()
-            .map(|(i, s)| s.symbol().map_or_else(|| format!("series{i}"), str::to_owned))
+            .map(|(i, s)| {
+                s.symbol()
+                    .map_or_else(|| format!("series{i}"), str::to_owned)
+            })
             .collect();
         if let Some(i) = series.iter().position(BarSeries::is_empty) {
             return Err(Error::EmptySeries {
@@ -83,7 +86,11 @@ impl Backtester {
         let mut timestamps = Vec::with_capacity(union.len() + 1);
         timestamps.push(union[0]);
         timestamps.extend_from_slice(&union);
-        let mut engine = Engine::new(self.config(), names.iter().map(String::as_str), timestamps.len())?;
+        let mut engine = Engine::new(
+            self.config(),
+            names.iter().map(String::as_str),
+            timestamps.len(),
+        )?;
 
         // `cursor[i]`: the next bar of series i; `active[i]`: its row at this timestamp.
         let mut cursor = vec![0usize; series.len()];
@@ -153,9 +160,16 @@ mod tests {
     /// Bars with open = high = low = close.
     fn flat_bars(symbol: &str, timestamps: Vec<i64>, close: Vec<f64>) -> BarSeries {
         let n = timestamps.len();
-        BarSeries::new(timestamps, close.clone(), close.clone(), close.clone(), close, vec![0.0; n])
-            .unwrap()
-            .with_symbol(symbol)
+        BarSeries::new(
+            timestamps,
+            close.clone(),
+            close.clone(),
+            close.clone(),
+            close,
+            vec![0.0; n],
+        )
+        .unwrap()
+        .with_symbol(symbol)
     }
 
     /// A at t = 1, 2, 3, 4 (100, 110, 120, 90); B at t = 2, 3, 5 (50, 40, 60).
@@ -177,7 +191,9 @@ mod tests {
         let make = |steps: Vec<(usize, Decision)>| -> Script {
             let calls = calls.clone();
             Box::new(move |ctx: &Context<'_>| {
-                calls.borrow_mut().push((ctx.symbol().0, ctx.index(), ctx.timestamp()));
+                calls
+                    .borrow_mut()
+                    .push((ctx.symbol().0, ctx.index(), ctx.timestamp()));
                 steps
                     .iter()
                     .find(|(row, _)| *row == ctx.index())
@@ -203,7 +219,10 @@ mod tests {
         };
         let calls = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
         let mut strategy = scripted(
-            vec![(0, Decision::buy_quantity(10.0)), (2, Decision::buy_quantity(10.0))],
+            vec![
+                (0, Decision::buy_quantity(10.0)),
+                (2, Decision::buy_quantity(10.0)),
+            ],
             vec![(0, Decision::buy_quantity(10.0))],
             calls.clone(),
         );
@@ -212,17 +231,34 @@ mod tests {
             .run_multi(&two_symbols(), &mut strategy)
             .unwrap();
         assert_eq!(result.timestamps, vec![1, 1, 2, 3, 4, 5]);
-        approx_all(&result.equity, &[2_000.0, 2_000.0, 2_100.0, 2_100.0, 1_800.0, 2_000.0]);
+        approx_all(
+            &result.equity,
+            &[2_000.0, 2_000.0, 2_100.0, 2_100.0, 1_800.0, 2_000.0],
+        );
         assert_eq!(result.symbols, vec!["A", "B"]);
         // Each symbol is called only on its own bars, A before B at a shared time.
         assert_eq!(
             *calls.borrow(),
-            vec![(0, 0, 1), (0, 1, 2), (1, 0, 2), (0, 2, 3), (1, 1, 3), (0, 3, 4), (1, 2, 5)]
+            vec![
+                (0, 0, 1),
+                (0, 1, 2),
+                (1, 0, 2),
+                (0, 2, 3),
+                (1, 1, 3),
+                (0, 3, 4),
+                (1, 2, 5)
+            ]
         );
         let o = &result.orders;
         assert_eq!(o.len(), 3);
-        assert_eq!((o[0].symbol, o[0].status.clone()), (SymbolId(0), OrderStatus::Filled));
-        assert_eq!((o[1].symbol, o[1].status.clone()), (SymbolId(1), OrderStatus::Filled));
+        assert_eq!(
+            (o[0].symbol, o[0].status.clone()),
+            (SymbolId(0), OrderStatus::Filled)
+        );
+        assert_eq!(
+            (o[1].symbol, o[1].status.clone()),
+            (SymbolId(1), OrderStatus::Filled)
+        );
         assert_eq!(
             o[2].status,
             OrderStatus::Rejected {
@@ -253,10 +289,17 @@ mod tests {
             .unwrap()
             .run_multi(&two_symbols(), &mut strategy)
             .unwrap();
-        let fills: Vec<(u32, i64, f64)> = result.fills.iter().map(|f| (f.symbol.0, f.timestamp, f.price)).collect();
+        let fills: Vec<(u32, i64, f64)> = result
+            .fills
+            .iter()
+            .map(|f| (f.symbol.0, f.timestamp, f.price))
+            .collect();
         assert_eq!(fills, vec![(0, 2, 110.0), (1, 5, 60.0)]);
         // t=2..4: 1_890 cash + A (110, 120, 90); t=5: 1_830 + 90 + 60.
-        approx_all(&result.equity, &[2_000.0, 2_000.0, 2_000.0, 2_010.0, 1_980.0, 1_980.0]);
+        approx_all(
+            &result.equity,
+            &[2_000.0, 2_000.0, 2_000.0, 2_010.0, 1_980.0, 1_980.0],
+        );
         assert_eq!(result.orders[1].side, Side::Buy);
     }
 
@@ -264,7 +307,15 @@ mod tests {
     fn untagged_duplicate_and_empty_series() {
         let backtester = Backtester::new(BacktestConfig::default()).unwrap();
         let mut hold = |_: &Context<'_>| Decision::hold();
-        let untagged = BarSeries::new(vec![1], vec![1.0], vec![1.0], vec![1.0], vec![1.0], vec![0.0]).unwrap();
+        let untagged = BarSeries::new(
+            vec![1],
+            vec![1.0],
+            vec![1.0],
+            vec![1.0],
+            vec![1.0],
+            vec![0.0],
+        )
+        .unwrap();
         let result = backtester
             .run_multi(&[untagged.clone(), untagged.clone()], &mut hold)
             .unwrap();
@@ -291,7 +342,10 @@ mod tests {
     #[test]
     fn union_of_timestamps() {
         let [a, b] = two_symbols();
-        assert_eq!(union_timestamps(&[a.clone(), b.clone()]), vec![1, 2, 3, 4, 5]);
+        assert_eq!(
+            union_timestamps(&[a.clone(), b.clone()]),
+            vec![1, 2, 3, 4, 5]
+        );
         assert_eq!(union_timestamps(&[b, a.clone()]), vec![1, 2, 3, 4, 5]);
         assert_eq!(union_timestamps(&[a]), vec![1, 2, 3, 4]);
     }
@@ -302,7 +356,10 @@ mod tests {
         let config = crate::backtest::engine::tests::config(FillTiming::NextOpen, 0.001, 1.0, 5.0);
         let backtester = Backtester::new(config).unwrap();
         let single = backtester
-            .run(&series, &mut crate::backtest::MomentumStrategy::new(1, 2).unwrap())
+            .run(
+                &series,
+                &mut crate::backtest::MomentumStrategy::new(1, 2).unwrap(),
+            )
             .unwrap();
         let multi = backtester
             .run_multi(

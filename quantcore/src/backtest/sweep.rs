@@ -60,15 +60,14 @@ impl<P> SweepTable<P> {
     /// # Ok::<(), quantcore::Error>(())
     /// ```
     pub fn sort_by_metric(&mut self, key: impl Fn(&Metrics) -> Option<f64>, descending: bool) {
-        self.rows.sort_by(|a, b| {
-            match (key(&a.metrics), key(&b.metrics)) {
+        self.rows
+            .sort_by(|a, b| match (key(&a.metrics), key(&b.metrics)) {
                 (Some(x), Some(y)) if descending => y.total_cmp(&x),
                 (Some(x), Some(y)) => x.total_cmp(&y),
                 (Some(_), None) => Ordering::Less,
                 (None, Some(_)) => Ordering::Greater,
                 (None, None) => Ordering::Equal,
-            }
-        });
+            });
     }
 
     /// The row with the best defined `key` (highest when `descending`), if any.
@@ -176,9 +175,17 @@ mod tests {
             fill_timing: FillTiming::ThisClose,
             ..BacktestConfig::default()
         };
-        let grid: Vec<(usize, usize)> =
-            [2, 5, 10].iter().flat_map(|&f| [20, 40].map(move |s| (f, s))).collect();
-        let table = sweep(&series, &grid, |&(f, s)| MomentumStrategy::new(f, s), &config).unwrap();
+        let grid: Vec<(usize, usize)> = [2, 5, 10]
+            .iter()
+            .flat_map(|&f| [20, 40].map(move |s| (f, s)))
+            .collect();
+        let table = sweep(
+            &series,
+            &grid,
+            |&(f, s)| MomentumStrategy::new(f, s),
+            &config,
+        )
+        .unwrap();
         assert_eq!(table.len(), grid.len());
         let backtester = Backtester::new(config).unwrap();
         for (row, &(fast, slow)) in table.rows.iter().zip(&grid) {
@@ -189,13 +196,23 @@ mod tests {
             assert_eq!(row.metrics, single.metrics);
         }
         // Different parameters give different runs (the test would be empty otherwise).
-        assert!(table.rows.iter().any(|r| r.metrics != table.rows[0].metrics));
+        assert!(
+            table
+                .rows
+                .iter()
+                .any(|r| r.metrics != table.rows[0].metrics)
+        );
     }
 
     #[test]
     fn sorting_puts_undefined_last_and_best_first() {
         let series = random_series(&mut StdRng::seed_from_u64(5), 300);
-        let grid = vec![(5, 1.0, 0.0), (10, 1.5, 0.0), (20, 2.0, 0.5), (50, 4.0, 0.0)];
+        let grid = vec![
+            (5, 1.0, 0.0),
+            (10, 1.5, 0.0),
+            (20, 2.0, 0.5),
+            (50, 4.0, 0.0),
+        ];
         let config = BacktestConfig::default();
         let mut table = sweep(
             &series,
@@ -205,27 +222,54 @@ mod tests {
         )
         .unwrap();
         table.sort_by_metric(|m| m.trades.win_rate.ok(), true);
-        let keys: Vec<Option<f64>> = table.rows.iter().map(|r| r.metrics.trades.win_rate.ok()).collect();
+        let keys: Vec<Option<f64>> = table
+            .rows
+            .iter()
+            .map(|r| r.metrics.trades.win_rate.ok())
+            .collect();
         let defined: Vec<f64> = keys.iter().flatten().copied().collect();
         assert!(defined.windows(2).all(|w| w[0] >= w[1]), "{keys:?}");
         let first_none = keys.iter().position(Option::is_none).unwrap_or(keys.len());
         assert!(keys[first_none..].iter().all(Option::is_none), "{keys:?}");
         let best = table.best_by(|m| Some(m.total_return), true).unwrap();
-        assert!(table.rows.iter().all(|r| r.metrics.total_return <= best.metrics.total_return));
+        assert!(
+            table
+                .rows
+                .iter()
+                .all(|r| r.metrics.total_return <= best.metrics.total_return)
+        );
         let worst = table.best_by(|m| Some(m.total_return), false).unwrap();
-        assert!(table.rows.iter().all(|r| r.metrics.total_return >= worst.metrics.total_return));
+        assert!(
+            table
+                .rows
+                .iter()
+                .all(|r| r.metrics.total_return >= worst.metrics.total_return)
+        );
     }
 
     #[test]
     fn a_failed_run_names_its_parameters() {
         let series = random_series(&mut StdRng::seed_from_u64(1), 50);
         let grid = vec![(2, 5), (5, 5)];
-        let err = sweep(&series, &grid, |&(f, s)| MomentumStrategy::new(f, s), &BacktestConfig::default())
-            .unwrap_err();
-        let Error::SweepRun { index, params, source } = &err else {
+        let err = sweep(
+            &series,
+            &grid,
+            |&(f, s)| MomentumStrategy::new(f, s),
+            &BacktestConfig::default(),
+        )
+        .unwrap_err();
+        let Error::SweepRun {
+            index,
+            params,
+            source,
+        } = &err
+        else {
             panic!("{err:?}");
         };
         assert_eq!((*index, params.as_str()), (1, "(5, 5)"));
-        assert!(matches!(**source, Error::InvalidParameter { name: "slow", .. }));
+        assert!(matches!(
+            **source,
+            Error::InvalidParameter { name: "slow", .. }
+        ));
     }
 }

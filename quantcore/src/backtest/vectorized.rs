@@ -145,7 +145,10 @@ mod tests {
                         Decision::hold()
                     }
                 });
-                let scripted = Backtester::new(config).unwrap().run(&series, &mut closure).unwrap();
+                let scripted = Backtester::new(config)
+                    .unwrap()
+                    .run(&series, &mut closure)
+                    .unwrap();
                 assert_eq!(vectorized, scripted, "{timing:?} trial {trial}");
             }
         }
@@ -157,9 +160,15 @@ mod tests {
         // a second entry while long on 1 does nothing, both signals on 2 do nothing,
         // exit on 3 at 20: +1_000.
         let close = vec![10.0, 10.0, 20.0, 20.0, 20.0];
-        let series =
-            BarSeries::new((0..5).collect(), close.clone(), close.clone(), close.clone(), close, vec![0.0; 5])
-                .unwrap();
+        let series = BarSeries::new(
+            (0..5).collect(),
+            close.clone(),
+            close.clone(),
+            close.clone(),
+            close,
+            vec![0.0; 5],
+        )
+        .unwrap();
         let config = BacktestConfig {
             fill_timing: FillTiming::ThisClose,
             initial_capital: 1_000.0,

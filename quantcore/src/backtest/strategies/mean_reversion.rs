@@ -218,7 +218,11 @@ mod tests {
         // bar 4: [7, 8, 10]: mean 8.333, z = (10 - 8.333) / 1.528 = 1.091 >= 0 -> close.
         let close = [10.0, 10.0, 7.0, 8.0, 10.0];
         let held = [0.0, 0.0, 0.0, 4.0, 4.0];
-        let got = run(&mut MeanReversionStrategy::new(3, 1.0, 0.0).unwrap(), &close, &held);
+        let got = run(
+            &mut MeanReversionStrategy::new(3, 1.0, 0.0).unwrap(),
+            &close,
+            &held,
+        );
         assert_eq!(
             got,
             vec![
@@ -233,7 +237,9 @@ mod tests {
         // bar 3 (z = -0.218 <= 0) is closed.
         let held = [0.0, 0.0, 0.0, -4.0, 0.0];
         let got = run(
-            &mut MeanReversionStrategy::new(3, 1.0, 0.0).unwrap().with_short(true),
+            &mut MeanReversionStrategy::new(3, 1.0, 0.0)
+                .unwrap()
+                .with_short(true),
             &close,
             &held,
         );
@@ -244,7 +250,11 @@ mod tests {
     #[test]
     fn constant_window_holds() {
         let close = [5.0, 5.0, 5.0, 5.0];
-        let got = run(&mut MeanReversionStrategy::new(2, 1.0, 0.0).unwrap(), &close, &[3.0; 4]);
+        let got = run(
+            &mut MeanReversionStrategy::new(2, 1.0, 0.0).unwrap(),
+            &close,
+            &[3.0; 4],
+        );
         assert!(got.iter().all(Decision::is_hold));
     }
 
@@ -258,7 +268,10 @@ mod tests {
         assert_eq!(name(MeanReversionParams::new(5, 0.0, -1.0)), "entry_z");
         assert_eq!(name(MeanReversionParams::new(5, f64::NAN, 0.0)), "entry_z");
         assert_eq!(name(MeanReversionParams::new(5, 2.0, 2.0)), "exit_z");
-        assert_eq!(name(MeanReversionParams::new(5, 2.0, f64::INFINITY)), "exit_z");
+        assert_eq!(
+            name(MeanReversionParams::new(5, 2.0, f64::INFINITY)),
+            "exit_z"
+        );
         MeanReversionParams::new(5, 2.0, -0.5).validate().unwrap();
     }
 }

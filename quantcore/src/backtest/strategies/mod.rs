@@ -59,9 +59,7 @@ impl StrategySpec {
     pub fn build(&self) -> Result<BuiltinStrategy> {
         Ok(match *self {
             StrategySpec::Momentum(params) => BuiltinStrategy::Momentum(params.build()?),
-            StrategySpec::MeanReversion(params) => {
-                BuiltinStrategy::MeanReversion(params.build()?)
-            }
+            StrategySpec::MeanReversion(params) => BuiltinStrategy::MeanReversion(params.build()?),
         })
     }
 }
@@ -103,14 +101,23 @@ mod tests {
         let StrategySpec::MeanReversion(p) = spec else {
             panic!("{spec:?}");
         };
-        assert_eq!((p.window, p.entry_z, p.exit_z, p.allow_short), (20, 2.0, 0.5, true));
+        assert_eq!(
+            (p.window, p.entry_z, p.exit_z, p.allow_short),
+            (20, 2.0, 0.5, true)
+        );
         assert!(
-            serde_json::from_str::<StrategySpec>(r#"{"strategy": "momentum", "fast": 1, "slow": 2, "sloow": 3}"#)
-                .is_err()
+            serde_json::from_str::<StrategySpec>(
+                r#"{"strategy": "momentum", "fast": 1, "slow": 2, "sloow": 3}"#
+            )
+            .is_err()
         );
         assert!(serde_json::from_str::<StrategySpec>(r#"{"strategy": "magic"}"#).is_err());
-        let json = serde_json::to_string(&StrategySpec::Momentum(MomentumParams::new(3, 7))).unwrap();
-        assert_eq!(json, r#"{"strategy":"momentum","fast":3,"slow":7,"allow_short":false}"#);
+        let json =
+            serde_json::to_string(&StrategySpec::Momentum(MomentumParams::new(3, 7))).unwrap();
+        assert_eq!(
+            json,
+            r#"{"strategy":"momentum","fast":3,"slow":7,"allow_short":false}"#
+        );
         assert!(matches!(
             StrategySpec::Momentum(MomentumParams::new(7, 3)).build(),
             Err(Error::InvalidParameter { name: "slow", .. })

@@ -45,7 +45,11 @@ impl MomentumParams {
     /// (name `slow`).
     pub fn validate(&self) -> Result<()> {
         if self.fast == 0 {
-            return Err(Error::invalid_parameter("fast", self.fast, "must be at least 1"));
+            return Err(Error::invalid_parameter(
+                "fast",
+                self.fast,
+                "must be at least 1",
+            ));
         }
         if self.slow <= self.fast {
             return Err(Error::invalid_parameter(
@@ -262,7 +266,10 @@ mod tests {
         let mut m = MomentumStrategy::new(1, 2).unwrap();
         assert!(matches!(
             m.start(2),
-            Err(Error::InvalidParameter { name: "symbols", .. })
+            Err(Error::InvalidParameter {
+                name: "symbols",
+                ..
+            })
         ));
     }
 
