@@ -117,9 +117,17 @@ impl Backtester {
         &self.config
     }
 
-    /// Runs `strategy` over one series (see the [module docs](self) for the order of
-    /// events within a bar). The symbol is the series' symbol, or
+    /// Runs `strategy` over one series. The symbol is the series' symbol, or
     /// [`DEFAULT_SYMBOL`] when it has none.
+    ///
+    /// Each bar, in order: (1) with [`FillTiming::NextOpen`] the market order
+    /// decided on the previous bar is sized and filled at this bar's open; (2) resting
+    /// limit orders fill if the bar crosses them; (3) a position with a stop-loss or
+    /// take-profit is checked against the bar's open, high and low (the position
+    /// opened at this open included); (4) the symbol is marked at the close; (5) the
+    /// strategy decides, and with [`FillTiming::ThisClose`] a market order fills at
+    /// the close. Then the equity point is recorded. See the
+    /// [`backtest` module](crate::backtest) for the conventions.
     ///
     /// # Errors
     /// [`Error::EmptySeries`] for a series without bars; the error of
@@ -1194,6 +1202,41 @@ pub(crate) mod tests {
         assert!(
             matches!(err, Error::InvalidConfig { ref problems, .. } if problems.len() == 1),
             "{err:?}"
+        );
+    }
+
+    #[test]
+    fn a_short_that_wipes_out_the_account_is_a_typed_error() {
+        // Short 100 at 100 (all in, cash 20_000); the price goes to 250: equity
+        // 20_000 - 25_000 = -5_000 at bar 2, so the metrics are undefined.
+        let close = vec![100.0, 150.0, 250.0];
+        let series = BarSeries::new(
+            vec![1, 2, 3],
+            close.clone(),
+            close.clone(),
+            close.clone(),
+            close,
+            vec![0.0; 3],
+        )
+        .unwrap();
+        let config = BacktestConfig {
+            fill_timing: FillTiming::ThisClose,
+            risk_limits: RiskLimits {
+                allow_short: true,
+                ..RiskLimits::default()
+            },
+            ..BacktestConfig::default()
+        };
+        let err = Backtester::new(config)
+            .unwrap()
+            .run(&series, &mut script(vec![(0, Decision::enter_short())]))
+            .unwrap_err();
+        assert_eq!(
+            err,
+            Error::NonPositiveEquity {
+                row: 3,
+                value: -5_000.0
+            }
         );
     }
 

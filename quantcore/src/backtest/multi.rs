@@ -22,10 +22,25 @@ use crate::data::BarSeries;
 use crate::error::{Error, Result};
 
 impl Backtester {
-    /// Runs one portfolio over several series aligned by timestamp (see the
-    /// [module docs](self)). The strategy is called with `ctx.symbol()` set to the
-    /// series' [`SymbolId`](crate::order::SymbolId); give each symbol its own
-    /// stateful strategy with [`PerSymbol`](super::PerSymbol).
+    /// Runs one portfolio over several series aligned by timestamp. The strategy is
+    /// called with `ctx.symbol()` set to the series' [`SymbolId`](crate::order::SymbolId)
+    /// (`SymbolId(i)` is `series[i]`); give each symbol its own stateful strategy
+    /// with [`PerSymbol`](super::PerSymbol).
+    ///
+    /// # Alignment
+    /// The run's clock is the **union** of the series' timestamps. At each timestamp,
+    /// every symbol that has a bar there goes through the bar's events (fill at the
+    /// open, resting limits, exits, mark at the close) before any strategy is called;
+    /// then their strategies are called in series order. A symbol without a bar at
+    /// that timestamp is not called, its orders wait for its own next bar, and its
+    /// position keeps its last mark. One equity point is recorded per union
+    /// timestamp (plus the start). All symbols share one cash pool: with
+    /// [`FillTiming::ThisClose`](super::FillTiming::ThisClose) a fill of an earlier
+    /// series is already out of the cash a later series sees at the same timestamp,
+    /// so size entries with a fraction of equity below 1 to hold several symbols
+    /// (sized buys are capped at the cash left).
+    ///
+    /// Symbols are the series' symbols; an untagged series is named `series{i}`.
     ///
     /// ```
     /// use quantcore::backtest::{from_fn, Backtester, BacktestConfig, Decision, FillTiming};

@@ -92,7 +92,12 @@ impl<P> SweepTable<P> {
 }
 
 /// Runs one backtest of `series` per parameter set of `grid`, in parallel, with the
-/// strategy `make(params)` and `config`; see the [module docs](self).
+/// strategy `make(params)` and `config`, and keeps each run's [`Metrics`].
+///
+/// Each run is exactly [`Backtester::run`] (so a row equals the single run with the
+/// same parameters); runs are spread over rayon's global pool (every core), and
+/// each run's equity curve and records are dropped as it ends. The table keeps the
+/// grid's order; sort it with [`SweepTable::sort_by_metric`].
 ///
 /// ```
 /// use quantcore::backtest::{sweep, BacktestConfig, MomentumStrategy};

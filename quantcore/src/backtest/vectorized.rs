@@ -31,7 +31,14 @@ use super::strategy::{Context, Decision, Strategy};
 use crate::data::BarSeries;
 use crate::error::{Error, Result};
 
-/// Runs boolean entry and exit signals over `series` with `config`.
+/// Runs boolean entry and exit signals over `series` with `config` (vectorbt's
+/// `Portfolio.from_signals`).
+///
+/// On bar `i`: flat and `entries[i]` buys with the configured sizing; long and
+/// `exits[i]` sells the whole position; both signals on one bar do nothing (vectorbt's
+/// default conflict rule); an entry while long or an exit while flat does nothing.
+/// The signals run as a strategy through the same engine as [`Backtester::run`], with
+/// its fill timing, costs, sizing, risk limits and metrics.
 ///
 /// ```
 /// use quantcore::backtest::{from_signals, BacktestConfig, FillTiming};
