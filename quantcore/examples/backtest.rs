@@ -273,6 +273,10 @@ fn print(result: &BacktestResult, spec: &StrategySpec, config: &BacktestConfig) 
             "rejected orders",
             result.rejected_orders().count().to_string(),
         ),
+        (
+            "decisions sized to 0",
+            result.zero_size_decisions.to_string(),
+        ),
         ("stop/target exits", result.exits.len().to_string()),
     ];
     let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);

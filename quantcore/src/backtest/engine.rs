@@ -27,8 +27,10 @@
 //! Every order goes through [`ExecutionModel::execute`](crate::execution::ExecutionModel::execute):
 //! validation, fill, risk check at the fill price, booking, status. A risk refusal is
 //! recorded as a rejected order with the violation as reason, never an error. A
-//! decision that sizes to zero units (too little equity for one unit) is recorded as
-//! a rejected order of quantity 0 with the reason. A decision whose order is invalid
+//! decision that sizes to zero units (the equity cannot pay for one unit) places no
+//! order and is counted in [`BacktestResult::zero_size_decisions`]: a strategy that
+//! keeps asking from an empty account would otherwise add an order per bar. A
+//! decision whose order is invalid
 //! (NaN or fractional quantity on a whole-unit instrument, bad limit or exit levels)
 //! stops the run with [`Error::InvalidDecision`]: that is a bug in the strategy.
 //!
@@ -184,8 +186,15 @@ struct Leg {
     /// True when the order opens, increases or flips into a position on its side:
     /// only then does it carry the decision's exit levels.
     opens: bool,
-    /// The equity and price the sizing used, for the reason of a zero-size rejection.
-    sized_at: Option<(f64, f64)>,
+    /// True when the configured sizing chose the quantity.
+    sized: bool,
+}
+
+impl Leg {
+    /// True when sizing gave no unit (an explicit zero is an invalid decision instead).
+    fn sized_to_zero(&self) -> bool {
+        self.sized && self.quantity == 0.0
+    }
 }
 
 /// The state of one run: the portfolio, per-symbol slots and the records.
@@ -197,6 +206,7 @@ pub(crate) struct Engine<'c> {
     fills: Vec<Fill>,
     exits: Vec<ExitEvent>,
     next_order_id: u64,
+    zero_size_decisions: usize,
     equity: Vec<f64>,
     kill_switch: bool,
 }
@@ -231,6 +241,7 @@ impl<'c> Engine<'c> {
             fills: Vec::new(),
             exits: Vec::new(),
             next_order_id: 1,
+            zero_size_decisions: 0,
             equity,
             kill_switch: config.risk_limits.max_drawdown.is_some(),
         })
@@ -238,7 +249,7 @@ impl<'c> Engine<'c> {
 
     /// Steps 1-3 of the bar: the pending market order at the open, resting limit
     /// orders, exits. Free when there is nothing to do.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn before_close(&mut self, s: usize, series: &BarSeries, row: usize) -> Result<()> {
         let slot = &self.slots[s];
         if slot.pending.is_some() {
@@ -255,13 +266,13 @@ impl<'c> Engine<'c> {
     }
 
     /// Step 4: marks the symbol at the bar's close.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn mark_close(&mut self, s: usize, series: &BarSeries, row: usize) -> Result<()> {
         self.portfolio.mark(SymbolId(s as u32), series.close()[row])
     }
 
     /// Step 5: asks the strategy and acts on the decision.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn decide<S: Strategy>(
         &mut self,
         s: usize,
@@ -282,7 +293,7 @@ impl<'c> Engine<'c> {
     }
 
     /// Appends the equity at the current marks to the curve.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn record_equity(&mut self) {
         self.equity.push(self.portfolio.equity());
         if self.kill_switch {
@@ -317,6 +328,7 @@ impl<'c> Engine<'c> {
             orders: self.orders,
             fills: self.fills,
             exits: self.exits,
+            zero_size_decisions: self.zero_size_decisions,
             metrics,
         })
     }
@@ -384,18 +396,18 @@ impl<'c> Engine<'c> {
         else {
             return Ok(());
         };
+        if leg.sized_to_zero() {
+            self.zero_size_decisions += 1;
+            return Ok(());
+        }
         let id = self.next_id();
         let order = self.order_for(
             Order::market(id, SymbolId(s as u32), leg.side, leg.quantity, created_at),
             &decision,
             leg,
         );
-        if leg.quantity == 0.0 && leg.sized_at.is_some() {
-            self.reject_zero_size(order, leg)
-        } else {
-            self.validate(s, row, &order)?;
-            self.execute(order, bar, reference).map(drop)
-        }
+        self.validate(s, row, &order)?;
+        self.execute(order, bar, reference).map(drop)
     }
 
     fn place_limit(
@@ -409,6 +421,10 @@ impl<'c> Engine<'c> {
         let Some(leg) = self.plan(s, row, &decision, |_| limit)? else {
             return Ok(());
         };
+        if leg.sized_to_zero() {
+            self.zero_size_decisions += 1;
+            return Ok(());
+        }
         let id = self.next_id();
         let order = self.order_for(
             Order::limit(
@@ -422,9 +438,6 @@ impl<'c> Engine<'c> {
             &decision,
             leg,
         );
-        if leg.quantity == 0.0 && leg.sized_at.is_some() {
-            return self.reject_zero_size(order, leg);
-        }
         self.validate(s, row, &order)?;
         self.slots[s].resting.push(order);
         Ok(())
@@ -508,7 +521,7 @@ impl<'c> Engine<'c> {
                 side,
                 quantity,
                 opens,
-                sized_at: None,
+                sized: false,
             })
         };
         let leg = match decision.action {
@@ -615,7 +628,7 @@ impl<'c> Engine<'c> {
             side,
             quantity: total,
             opens: quantity > 0.0,
-            sized_at: Some((equity, price)),
+            sized: true,
         })
     }
 
@@ -625,17 +638,6 @@ impl<'c> Engine<'c> {
             order.take_profit = decision.take_profit;
         }
         order
-    }
-
-    fn reject_zero_size(&mut self, mut order: Order, leg: Leg) -> Result<()> {
-        let (equity, price) = leg.sized_at.unwrap_or_default();
-        let reason = format!(
-            "sizing gave 0 units: {:?} of equity {equity} at price {price}",
-            self.config.sizing
-        );
-        order.reject(reason)?;
-        self.orders.push(order);
-        Ok(())
     }
 
     fn validate(&self, s: usize, row: usize, order: &Order) -> Result<()> {
@@ -1026,18 +1028,28 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn too_little_equity_for_one_unit_is_a_rejected_order_of_zero() {
+    fn too_little_equity_for_one_unit_places_no_order_and_is_counted() {
+        // 50 of capital, price 100: all-in sizing gives 0 whole units, on each of the
+        // three bars asked; an explicit order on bar 3 still gets id 1.
         let mut config = config(FillTiming::ThisClose, 0.0, 0.0, 0.0);
         config.initial_capital = 50.0;
-        let result = run(config, vec![(0, Decision::buy())]);
+        let result = run(
+            config,
+            vec![
+                (0, Decision::buy()),
+                (1, Decision::buy()),
+                (2, Decision::buy().limit(60.0)),
+                (3, Decision::buy_quantity(1.0)),
+            ],
+        );
+        assert_eq!(result.zero_size_decisions, 3);
         assert_eq!(result.orders.len(), 1);
-        let order = &result.orders[0];
-        assert_eq!(order.quantity, 0.0);
-        let OrderStatus::Rejected { reason } = &order.status else {
-            panic!("{order:?}");
-        };
-        assert!(reason.starts_with("sizing gave 0 units"), "{reason}");
-        assert!(reason.contains("equity 50 at price 100"), "{reason}");
+        assert_eq!(result.orders[0].id, 1);
+        // 1 at 101 costs more than 50: refused by the risk check, with the reason.
+        assert!(matches!(
+            result.orders[0].status,
+            OrderStatus::Rejected { .. }
+        ));
     }
 
     #[test]

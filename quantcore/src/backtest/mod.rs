@@ -33,7 +33,7 @@
 //! | sizing | a decision without a quantity is sized by [`Sizing`](crate::order::Sizing) at the expected fill price, from the equity at the latest marks (market orders: when they fill; limit orders: at the limit, when placed); a sized buy is capped at what the cash affords |
 //! | limit orders | first eligible on the next bar; rest until filled or replaced by the next non-hold decision |
 //! | exits | stop-loss / take-profit checked against each bar's open, high and low after the bar's entries; stop first when both are inside a bar; a gap through a level fills at the open |
-//! | rejections | recorded in [`BacktestResult::orders`] with the reason; never an error |
+//! | rejections | recorded in [`BacktestResult::orders`] with the reason; never an error. A decision sized to zero units places no order and is counted in [`BacktestResult::zero_size_decisions`] |
 //! | equity curve | the initial capital, then one point per bar at the close; the first point repeats the first bar's timestamp |
 //!
 //! # One bar of one symbol, in order

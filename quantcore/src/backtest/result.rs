@@ -49,6 +49,9 @@ pub struct BacktestResult {
     pub fills: Vec<Fill>,
     /// Every stop-loss / take-profit that fired.
     pub exits: Vec<ExitEvent>,
+    /// Decisions whose configured sizing gave zero units (the equity could not pay
+    /// for one unit at the expected price): no order was placed for them.
+    pub zero_size_decisions: usize,
     /// The metrics of `equity` and the trades' PnLs.
     pub metrics: Metrics,
     /// The portfolio at the end, stamped with the last timestamp.
@@ -84,7 +87,7 @@ impl BacktestResult {
         self.equity[self.equity.len() - 1]
     }
 
-    /// The orders the risk check or the sizing refused, each with its reason.
+    /// The orders the risk check refused, each with its reason.
     pub fn rejected_orders(&self) -> impl Iterator<Item = &Order> + '_ {
         self.orders
             .iter()
