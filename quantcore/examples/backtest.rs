@@ -11,8 +11,9 @@
 //! strategy instance per symbol, each entry sized at `1 / symbols` of equity unless
 //! `--fraction` says otherwise).
 //!
-//! The CSV has the columns `symbol,timestamp,open,high,low,close,volume`, timestamps in
-//! RFC 3339 (the bundled sample data). Run with `--help` for every option. Arguments
+//! The CSV is read by `quantcore::normalize::csv`: a `symbol` column selects rows (the
+//! bundled sample data has one), or a single-symbol file such as pandas' `to_csv()` of
+//! a yfinance frame. `--html PATH` writes the self-contained HTML report. Run with `--help` for every option. Arguments
 //! are parsed by hand: the core crate has no CLI dependency.
 
 use std::error::Error;
@@ -26,6 +27,7 @@ use quantcore::backtest::{
 };
 use quantcore::execution::{CommissionModel, ExecutionModel};
 use quantcore::metrics::{Metric, MetricsConfig};
+use quantcore::normalize::{ParseOptions, csv};
 use quantcore::order::Sizing;
 use quantcore::risk::RiskLimits;
 
@@ -33,7 +35,7 @@ const USAGE: &str = "\
 usage: backtest --csv PATH [options]
 
 data:
-  --csv PATH               CSV with symbol,timestamp,open,high,low,close,volume (RFC 3339 times)
+  --csv PATH               CSV of bars (timestamp/date, open, high, low, close, volume[, symbol])
   --symbol SYM[,SYM...]    the symbol(s) to test (default: the file's only symbol);
                            several share one portfolio
 strategy:
@@ -51,6 +53,8 @@ backtest:
   --fraction F             fraction of equity per entry, in (0, 1] (default 1 / symbols)
   --fractional             allow fractional quantities
   --periods-per-year N     annualization of the metrics (default 252: daily bars)
+output:
+  --html PATH              write the HTML report (equity, drawdown, every metric)
 ";
 
 /// The parsed command line.
@@ -59,6 +63,8 @@ struct Options {
     symbols: Vec<String>,
     /// The `--fraction` given, if any.
     fraction: Option<f64>,
+    /// Where to write the HTML report.
+    html: Option<String>,
     strategy: StrategySpec,
     config: BacktestConfig,
 }
@@ -84,6 +90,7 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Options>, Stri
     let (mut short, mut rate, mut fixed_fee, mut slippage_bps) = (false, 0.0, 0.0, 0.0);
     let mut config = BacktestConfig::default();
     let mut fraction = None;
+    let mut html = None;
     let mut periods_per_year = MetricsConfig::default().periods_per_year;
     while let Some(flag) = args.next() {
         match flag.as_str() {
@@ -113,6 +120,7 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Options>, Stri
                 }
             }
             "--fraction" => fraction = Some(value(&mut args, &flag)?),
+            "--html" => html = Some(value::<String>(&mut args, &flag)?),
             "--fractional" => config.fractional = true,
             "--periods-per-year" => periods_per_year = value(&mut args, &flag)?,
             other => return Err(format!("unknown option {other:?}")),
@@ -156,55 +164,18 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Options>, Stri
         csv,
         symbols,
         fraction,
+        html,
         strategy,
         config,
     }))
 }
 
-/// One CSV row.
-#[derive(serde::Deserialize)]
-struct Row {
-    symbol: String,
-    timestamp: String,
-    open: f64,
-    high: f64,
-    low: f64,
-    close: f64,
-    volume: f64,
-}
-
 /// Reads the bars of each of `symbols` (or of the file's only symbol), in that order.
-// TODO: use quantcore::normalize::csv once the CSV parser is merged.
 fn load(path: &str, symbols: &[String]) -> Result<Vec<BarSeries>, Box<dyn Error>> {
-    let mut reader = csv::Reader::from_path(path).map_err(|e| format!("{path}: {e}"))?;
-    // Columns per symbol in file order: timestamps, then open, high, low, close, volume.
-    let mut found: Vec<(String, Vec<i64>, [Vec<f64>; 5])> = Vec::new();
-    for (index, row) in reader.deserialize::<Row>().enumerate() {
-        // Line 1 is the header.
-        let line = index + 2;
-        let row = row.map_err(|e| format!("{path}: line {line}: {e}"))?;
-        let timestamp = chrono::DateTime::parse_from_rfc3339(&row.timestamp)
-            .map_err(|e| format!("{path}: line {line}: timestamp {:?}: {e}", row.timestamp))?
-            .timestamp();
-        let slot = match found.iter().position(|(s, ..)| *s == row.symbol) {
-            Some(slot) => slot,
-            None => {
-                found.push((row.symbol.clone(), Vec::new(), Default::default()));
-                found.len() - 1
-            }
-        };
-        let (_, timestamps, columns) = &mut found[slot];
-        timestamps.push(timestamp);
-        for (column, value) in columns
-            .iter_mut()
-            .zip([row.open, row.high, row.low, row.close, row.volume])
-        {
-            column.push(value);
-        }
-    }
-    let names: Vec<&str> = found.iter().map(|(s, ..)| s.as_str()).collect();
+    let mut found = csv::read_bars_by_symbol(path, &ParseOptions::default())?.series;
+    let names: Vec<String> = found.keys().cloned().collect();
     let wanted: Vec<String> = match symbols {
-        [] if found.len() == 1 => vec![found[0].0.clone()],
+        [] if found.len() == 1 => names.clone(),
         [] => {
             return Err(format!(
                 "{path} holds {} symbols ({}): choose with --symbol",
@@ -215,21 +186,18 @@ fn load(path: &str, symbols: &[String]) -> Result<Vec<BarSeries>, Box<dyn Error>
         }
         list => list.to_vec(),
     };
-    let mut series = Vec::with_capacity(wanted.len());
-    for symbol in wanted {
-        let Some(slot) = found.iter().position(|(s, ..)| *s == symbol) else {
-            return Err(format!(
-                "{path}: no rows for symbol {symbol:?} (found: {})",
-                names.join(", ")
-            )
-            .into());
-        };
-        let (_, timestamps, [open, high, low, close, volume]) = found[slot].clone();
-        let bars = BarSeries::new(timestamps, open, high, low, close, volume)
-            .map_err(|e| format!("{path}: symbol {symbol}: {e}"))?;
-        series.push(bars.with_symbol(symbol));
-    }
-    Ok(series)
+    wanted
+        .into_iter()
+        .map(|symbol| {
+            found.remove(&symbol).ok_or_else(|| {
+                format!(
+                    "{path}: no rows for symbol {symbol:?} (found: {})",
+                    names.join(", ")
+                )
+                .into()
+            })
+        })
+        .collect()
 }
 
 fn metric(value: &Metric) -> String {
@@ -307,7 +275,11 @@ fn run() -> Result<(), Box<dyn Error>> {
         backtester.run_multi(&series, &mut PerSymbol::new(strategies))?
     };
     print(&result, &options.strategy, &config);
-    // TODO: write the HTML report (`--html PATH`) once `BacktestResult::report_html` lands.
+    if let Some(path) = &options.html {
+        let title = format!("{} · {:?}", result.symbols.join(", "), options.strategy);
+        result.write_report_html(path, &title)?;
+        println!("report written to {path}");
+    }
     Ok(())
 }
 

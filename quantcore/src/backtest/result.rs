@@ -2,6 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use std::path::Path;
+
+use crate::error::Result;
 use crate::execution::Fill;
 use crate::metrics::Metrics;
 use crate::order::{Order, OrderStatus, SymbolId};
@@ -97,5 +100,45 @@ impl BacktestResult {
     /// The name of a symbol id of this run.
     pub fn symbol(&self, id: SymbolId) -> Option<&str> {
         self.symbols.get(id.index()).map(String::as_str)
+    }
+
+    /// The metrics as a plain-text table ([`report::text`](crate::report::text)).
+    pub fn report_text(&self) -> String {
+        crate::report::text(&self.metrics)
+    }
+
+    /// The metrics as JSON ([`report::json`](crate::report::json)).
+    ///
+    /// # Errors
+    /// [`Error::Serialization`](crate::Error::Serialization) only if serde fails.
+    pub fn report_json(&self) -> Result<String> {
+        crate::report::json(&self.metrics)
+    }
+
+    /// A self-contained HTML report (equity and drawdown charts, every metric):
+    /// [`report::html`](crate::report::html) over this run's curve.
+    ///
+    /// ```
+    /// # use quantcore::backtest::{Backtester, BacktestConfig, MomentumStrategy};
+    /// let series = &quantcore::sample::daily()?["ACME"];
+    /// let mut strategy = MomentumStrategy::new(10, 50)?;
+    /// let result = Backtester::new(BacktestConfig::default())?.run(series, &mut strategy)?;
+    /// let page = result.report_html("ACME momentum 10/50")?;
+    /// assert!(page.contains("<svg") && page.contains("ACME momentum 10/50"));
+    /// # Ok::<(), quantcore::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`report::html`](crate::report::html).
+    pub fn report_html(&self, title: &str) -> Result<String> {
+        crate::report::html(title, &self.timestamps, &self.equity, &self.metrics)
+    }
+
+    /// Writes [`report_html`](Self::report_html) to `path`.
+    ///
+    /// # Errors
+    /// As [`report_html`](Self::report_html), and [`Error::Io`](crate::Error::Io).
+    pub fn write_report_html(&self, path: impl AsRef<Path>, title: &str) -> Result<()> {
+        crate::report::write_html(path, title, &self.timestamps, &self.equity, &self.metrics)
     }
 }
