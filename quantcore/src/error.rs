@@ -222,6 +222,27 @@ pub enum Error {
     #[error("could not serialize {what}: {message}")]
     Serialization { what: &'static str, message: String },
 
+    // --- backtest -------------------------------------------------------------------
+    /// A series given to the backtester holds no bar.
+    #[error("series {series} (`{symbol}`) has no bars")]
+    EmptySeries { series: usize, symbol: String },
+    /// A strategy's decision could not become a valid order (a quantity that is NaN,
+    /// not positive or not whole, a bad limit price or exit level, a confidence outside
+    /// `[0, 1]`); `row` is the bar of the decision in the symbol's series.
+    #[error("row {row}: decision for `{symbol}` is invalid: {source}")]
+    InvalidDecision {
+        row: usize,
+        symbol: String,
+        source: Box<Error>,
+    },
+    /// One run of a parameter sweep failed; `params` is the parameter set's `Debug` form.
+    #[error("sweep run {index} with {params} failed: {source}")]
+    SweepRun {
+        index: usize,
+        params: String,
+        source: Box<Error>,
+    },
+
     // --- io -----------------------------------------------------------------------
     /// Reading or writing a file failed.
     #[error("i/o error on {path}: {message}")]
@@ -268,6 +289,7 @@ impl Error {
             | Error::NonPositiveEquity { row, .. }
             | Error::UnsortedTimestamps { row, .. } => Some(*row),
             Error::ForSymbol { source, .. } => source.row(),
+            Error::InvalidDecision { row, .. } => Some(*row),
             _ => None,
         }
     }

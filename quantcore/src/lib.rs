@@ -19,6 +19,7 @@
 //! | [`risk`] | [`RiskLimits`], `check_risk_limits`, stop-loss and take-profit triggers |
 //! | [`execution`] | simulated fills (market with slippage, limit when crossed), commission |
 //! | [`portfolio`] | [`Portfolio`], [`Position`], round trips, snapshots |
+//! | [`backtest`] | [`Backtester`], the [`Strategy`] trait, built-in strategies, `from_signals`, sweeps, multi-symbol runs |
 //! | [`ml`] | [`IsolationForest`] anomaly detection and the LSTM predictor |
 //! | [`sample`] | the bundled synthetic sample data |
 //!
@@ -40,6 +41,10 @@ pub mod risk;
 pub mod sample;
 pub mod signal;
 
+pub use backtest::{
+    BacktestConfig, BacktestResult, Backtester, Decision, FillTiming, MeanReversionStrategy,
+    MomentumStrategy, Strategy,
+};
 pub use data::{Bar, BarSeries, DroppedRows};
 pub use error::{Error, Result};
 pub use execution::{CommissionModel, ExecutionModel, Fill, OrderOutcome};

@@ -157,7 +157,11 @@ impl Instruments {
     /// [`Error::UnknownSymbolId`] when the id is not registered.
     #[inline]
     pub fn instrument(&self, id: SymbolId) -> Result<&Instrument> {
-        self.get(id).ok_or(Error::UnknownSymbolId { id: id.0 })
+        // Not `ok_or(Error::...)`, which builds and drops an `Error` on every call.
+        match self.get(id) {
+            Some(instrument) => Ok(instrument),
+            None => Err(Error::UnknownSymbolId { id: id.0 }),
+        }
     }
 
     /// The symbol name behind an id, if registered.

@@ -179,10 +179,11 @@ impl Portfolio {
     /// a non-positive or non-finite price (the position is left unchanged).
     #[inline]
     pub fn mark(&mut self, symbol: SymbolId, price: f64) -> Result<()> {
-        let position = self
-            .positions
-            .get_mut(symbol.index())
-            .ok_or(Error::UnknownSymbolId { id: symbol.0 })?;
+        // Not `ok_or(Error::...)`: that builds and drops an `Error` on every call,
+        // and the backtester marks once per bar.
+        let Some(position) = self.positions.get_mut(symbol.index()) else {
+            return Err(Error::UnknownSymbolId { id: symbol.0 });
+        };
         check_price("price", price)?;
         position.current_price = price;
         Ok(())

@@ -1,0 +1,286 @@
+//! Moving-average crossover: long while the fast SMA is above the slow one.
+
+use serde::{Deserialize, Serialize};
+
+use crate::backtest::strategy::{Context, Decision, Strategy};
+use crate::error::{Error, Result};
+use crate::features::Sma;
+
+/// The checked parameters of a [`MomentumStrategy`].
+///
+/// ```
+/// use quantcore::backtest::MomentumParams;
+/// let params: MomentumParams = serde_json::from_str(r#"{"fast": 10, "slow": 50}"#)?;
+/// assert!(!params.allow_short);
+/// let strategy = params.build()?;
+/// assert_eq!((strategy.params().fast, strategy.params().slow), (10, 50));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MomentumParams {
+    /// Bars of the fast simple moving average, `>= 1`.
+    pub fast: usize,
+    /// Bars of the slow simple moving average, `> fast`.
+    pub slow: usize,
+    /// Go short while the fast average is below the slow one (default false: flat).
+    #[serde(default)]
+    pub allow_short: bool,
+}
+
+impl MomentumParams {
+    /// Long-only parameters.
+    pub fn new(fast: usize, slow: usize) -> Self {
+        MomentumParams {
+            fast,
+            slow,
+            allow_short: false,
+        }
+    }
+
+    /// Checks the periods.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] for `fast == 0` (name `fast`) or `slow <= fast`
+    /// (name `slow`).
+    pub fn validate(&self) -> Result<()> {
+        if self.fast == 0 {
+            return Err(Error::invalid_parameter(
+                "fast",
+                self.fast,
+                "must be at least 1",
+            ));
+        }
+        if self.slow <= self.fast {
+            return Err(Error::invalid_parameter(
+                "slow",
+                self.slow,
+                "must be greater than `fast`",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The strategy.
+    ///
+    /// # Errors
+    /// As [`validate`](Self::validate).
+    pub fn build(self) -> Result<MomentumStrategy> {
+        self.validate()?;
+        Ok(MomentumStrategy {
+            params: self,
+            fast: Sma::new(self.fast)?,
+            slow: Sma::new(self.slow)?,
+        })
+    }
+}
+
+/// Fast/slow simple-moving-average crossover on the close.
+///
+/// Once both averages are warmed up (from the `slow`-th bar on), the wanted
+/// position is long while `fast > slow`; while `fast < slow` it is short when
+/// `allow_short`, else flat; at `fast == slow` it is flat. The strategy enters with
+/// [`Decision::enter_long`] / [`Decision::enter_short`] (sized by the configuration,
+/// closing an opposite position in the same order) and exits with
+/// [`Decision::close`]; when the position already matches it holds.
+///
+/// The averages are the streaming [`Sma`]s of [`features`](crate::features), fed one
+/// close per bar: O(1) per bar, no allocation. The strategy follows one symbol; wrap
+/// one per symbol in [`PerSymbol`](crate::backtest::PerSymbol) for several.
+///
+/// ```
+/// use quantcore::backtest::{Backtester, BacktestConfig, MomentumStrategy};
+/// use quantcore::BarSeries;
+/// let close: Vec<f64> = (0..40).map(|i| 100.0 + (i as f64 / 4.0).sin() * 10.0).collect();
+/// let series = BarSeries::new((0..40).collect(), close.clone(), close.clone(), close.clone(), close, vec![0.0; 40])?;
+/// let result = Backtester::new(BacktestConfig::default())?.run(&series, &mut MomentumStrategy::new(2, 5)?)?;
+/// assert!(!result.fills.is_empty());
+/// assert!(MomentumStrategy::new(5, 5).is_err()); // slow must exceed fast
+/// # Ok::<(), quantcore::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct MomentumStrategy {
+    params: MomentumParams,
+    fast: Sma,
+    slow: Sma,
+}
+
+impl MomentumStrategy {
+    /// A long-only crossover of a `fast`- and a `slow`-bar average.
+    ///
+    /// # Errors
+    /// As [`MomentumParams::validate`].
+    pub fn new(fast: usize, slow: usize) -> Result<Self> {
+        MomentumParams::new(fast, slow).build()
+    }
+
+    /// Also goes short while the fast average is below the slow one (the risk limits
+    /// must allow shorts, or those orders are rejected).
+    pub fn with_short(mut self, allow_short: bool) -> Self {
+        self.params.allow_short = allow_short;
+        self
+    }
+
+    /// The parameters.
+    pub fn params(&self) -> &MomentumParams {
+        &self.params
+    }
+}
+
+impl Strategy for MomentumStrategy {
+    #[inline]
+    fn on_bar(&mut self, ctx: &Context<'_>) -> Decision {
+        let close = ctx.close();
+        let fast = self.fast.update(close);
+        let slow = self.slow.update(close);
+        let (Some(fast), Some(slow)) = (fast, slow) else {
+            return Decision::hold();
+        };
+        let held = ctx.position().quantity;
+        if fast > slow {
+            if held > 0.0 {
+                Decision::hold()
+            } else {
+                Decision::enter_long()
+            }
+        } else if fast < slow && self.params.allow_short {
+            if held < 0.0 {
+                Decision::hold()
+            } else {
+                Decision::enter_short()
+            }
+        } else if held != 0.0 {
+            Decision::close()
+        } else {
+            Decision::hold()
+        }
+    }
+
+    fn start(&mut self, symbols: usize) -> Result<()> {
+        super::one_symbol(symbols)?;
+        self.fast.reset();
+        self.slow.reset();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backtest::strategy::History;
+    use crate::data::BarSeries;
+    use crate::execution::Fill;
+    use crate::order::{Instrument, Side};
+    use crate::portfolio::Portfolio;
+
+    fn series(close: &[f64]) -> BarSeries {
+        let n = close.len();
+        BarSeries::new(
+            (0..n as i64).collect(),
+            close.to_vec(),
+            close.to_vec(),
+            close.to_vec(),
+            close.to_vec(),
+            vec![0.0; n],
+        )
+        .unwrap()
+    }
+
+    /// Decisions over `close` with the position given per bar by `held`.
+    fn decisions(strategy: &mut MomentumStrategy, close: &[f64], held: &[f64]) -> Vec<Decision> {
+        let s = series(close);
+        strategy.start(1).unwrap();
+        (0..close.len())
+            .map(|i| {
+                let mut p = Portfolio::new(1e9).unwrap().with_short_selling(true);
+                let x = p.register(Instrument::new("X")).unwrap();
+                if held[i] != 0.0 {
+                    let side = if held[i] > 0.0 { Side::Buy } else { Side::Sell };
+                    p.apply_fill(&Fill {
+                        order_id: 1,
+                        symbol: x,
+                        side,
+                        quantity: held[i].abs(),
+                        price: 1.0,
+                        commission: 0.0,
+                        timestamp: 0,
+                    })
+                    .unwrap();
+                }
+                strategy.on_bar(&Context::new(History::new(&s, i), &p, x))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn crossover_decisions_by_hand() {
+        // fast = SMA(2), slow = SMA(3):
+        // bar 2: fast (2+3)/2 = 2.5, slow (1+2+3)/3 = 2    -> fast > slow, flat: enter long
+        // bar 3: fast (3+3)/2 = 3,   slow (2+3+3)/3 = 2.67 -> long already: hold
+        // bar 4: fast (3+1)/2 = 2,   slow (3+3+1)/3 = 2.33 -> fast < slow, long: close
+        // bar 5: fast (1+1)/2 = 1,   slow (3+1+1)/3 = 1.67 -> flat: hold
+        let close = [1.0, 2.0, 3.0, 3.0, 1.0, 1.0];
+        let held = [0.0, 0.0, 0.0, 5.0, 5.0, 0.0];
+        let mut m = MomentumStrategy::new(2, 3).unwrap();
+        let got = decisions(&mut m, &close, &held);
+        assert_eq!(
+            got,
+            vec![
+                Decision::hold(),
+                Decision::hold(),
+                Decision::enter_long(),
+                Decision::hold(),
+                Decision::close(),
+                Decision::hold()
+            ]
+        );
+        // With shorts: bar 4 enters short instead of closing; bar 5 holds the short.
+        let held = [0.0, 0.0, 0.0, 5.0, 5.0, -5.0];
+        let mut m = MomentumStrategy::new(2, 3).unwrap().with_short(true);
+        let got = decisions(&mut m, &close, &held);
+        assert_eq!(got[4], Decision::enter_short());
+        assert_eq!(got[5], Decision::hold());
+    }
+
+    #[test]
+    fn equal_averages_mean_flat() {
+        // A constant price: fast == slow from bar 2 on; a long is closed.
+        let close = [5.0; 4];
+        let held = [0.0, 0.0, 3.0, 0.0];
+        let got = decisions(&mut MomentumStrategy::new(1, 3).unwrap(), &close, &held);
+        assert_eq!(got[2], Decision::close());
+        assert_eq!(got[3], Decision::hold());
+    }
+
+    #[test]
+    fn parameters_are_checked() {
+        assert!(matches!(
+            MomentumStrategy::new(0, 3),
+            Err(Error::InvalidParameter { name: "fast", .. })
+        ));
+        assert!(matches!(
+            MomentumStrategy::new(4, 4),
+            Err(Error::InvalidParameter { name: "slow", .. })
+        ));
+        assert!(serde_json::from_str::<MomentumParams>(r#"{"fast":1,"slow":2,"fats":3}"#).is_err());
+        let mut m = MomentumStrategy::new(1, 2).unwrap();
+        assert!(matches!(
+            m.start(2),
+            Err(Error::InvalidParameter {
+                name: "symbols",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn start_resets_the_averages() {
+        let close = [1.0, 2.0, 3.0];
+        let held = [0.0; 3];
+        let mut m = MomentumStrategy::new(1, 2).unwrap();
+        let first = decisions(&mut m, &close, &held);
+        let second = decisions(&mut m, &close, &held);
+        assert_eq!(first, second);
+        assert_eq!(first[0], Decision::hold()); // warm-up again after start
+    }
+}
