@@ -21,7 +21,13 @@ from __future__ import annotations
 
 from quantcore import _quantcore
 from quantcore._quantcore import (
+    BacktestResult,
+    Backtester,
     BarSeries,
+    Decision,
+    MeanReversionStrategy,
+    MomentumStrategy,
+    StrategyContext,
     ExecutionModel,
     IsolationForest,
     Order,
@@ -41,11 +47,28 @@ from quantcore.exceptions import (
     UndefinedMetricError,
 )
 from quantcore._plot import plot_equity
+from quantcore._tables import SweepTable
+
+
+def from_signals(
+    series: BarSeries, entries: object, exits: object, **config: object
+) -> BacktestResult:
+    """Runs boolean entry/exit signals over ``series`` (vectorbt's ``from_signals``):
+    ``Backtester(**config).from_signals(series, entries, exits)``."""
+    return Backtester(**config).from_signals(series, entries, exits)  # type: ignore[arg-type]
 
 __version__: str = _quantcore.__version__
 
 __all__ = [
+    "BacktestResult",
+    "Backtester",
     "BarSeries",
+    "Decision",
+    "MeanReversionStrategy",
+    "MomentumStrategy",
+    "StrategyContext",
+    "SweepTable",
+    "from_signals",
     "ExecutionModel",
     "IsolationForest",
     "Order",

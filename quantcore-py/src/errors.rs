@@ -397,6 +397,32 @@ fn parts(error: &Error) -> Parts {
             .value(Text(path.clone()))
             .detail("path", Text(path.clone()))
             .detail("message", Text(message.clone())),
+        Error::EmptySeries { series, symbol } => Parts::new(InvalidData, kind)
+            .field("series")
+            .value(Int(*series as i64))
+            .detail("symbol", Text(symbol.clone())),
+        Error::InvalidDecision {
+            row,
+            symbol,
+            source,
+        } => {
+            // The decision's bar is the row; the inner error names the bad field.
+            let inner = parts(source);
+            let mut outer = Parts::new(InvalidParameter, kind)
+                .row(*row)
+                .detail("symbol", Text(symbol.clone()))
+                .detail("cause", Text(source.to_string()));
+            outer.field = inner.field;
+            outer.value = inner.value;
+            outer
+        }
+        Error::SweepRun {
+            index,
+            params,
+            source,
+        } => parts(source)
+            .detail("sweep_index", Int(*index as i64))
+            .detail("params", Text(params.clone())),
         // Variants added to the core later: the base class, the kind from the name,
         // the row when the core knows one.
         other => {

@@ -10,6 +10,7 @@
 //! - the GIL is released (`py.detach`) around every call into the core that scans data.
 
 mod arrays;
+mod backtest;
 mod data;
 mod errors;
 mod features;
@@ -37,6 +38,7 @@ fn _quantcore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<data::PyBarSeries>()?;
     m.add_class::<iforest::PyIsolationForest>()?;
     money::register(m)?;
+    backtest::register(m)?;
     submodule(m, "features", features::register)?;
     submodule(m, "metrics", metrics::register)?;
     submodule(m, "report", metrics::register_report)?;
