@@ -1,7 +1,7 @@
 """quantcore: a quantitative trading research engine written in Rust, for Python."""
 
 import os
-from typing import Any, Dict, List, Optional, Tuple, Type, TypeVar, Union, overload
+from typing import Any, Callable, Dict, List, Literal, Optional, Sequence, Tuple, Type, TypeVar, Union, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -14,6 +14,7 @@ from quantcore import report as report
 from quantcore import sample as sample
 from quantcore import types as types
 from quantcore._plot import plot_equity as plot_equity
+from quantcore._tables import SweepTable as SweepTable
 from quantcore.exceptions import FileError as FileError
 from quantcore.exceptions import InvalidDataError as InvalidDataError
 from quantcore.exceptions import InvalidParameterError as InvalidParameterError
@@ -23,7 +24,7 @@ from quantcore.exceptions import OrderRejectedError as OrderRejectedError
 from quantcore.exceptions import ParseError as ParseError
 from quantcore.exceptions import QuantcoreError as QuantcoreError
 from quantcore.exceptions import UndefinedMetricError as UndefinedMetricError
-from quantcore.types import Bar, Detection, DroppedRow, FloatArray, IntArray
+from quantcore.types import Bar, Detection, DroppedRow, FloatArray, IntArray, Metrics
 
 __version__: str
 
@@ -350,3 +351,244 @@ class Portfolio:
     @property
     def open_position_count(self) -> int:
         """Open positions."""
+
+class MomentumStrategy:
+    """Fast/slow SMA crossover on the close: long while fast > slow (short below when
+    ``allow_short``), flat otherwise."""
+
+    def __init__(self, fast: int, slow: int, *, allow_short: bool = False) -> None:
+        """Checks ``1 <= fast < slow`` (raises :class:`InvalidParameterError`)."""
+    @property
+    def fast(self) -> int:
+        """Bars of the fast average."""
+    @property
+    def slow(self) -> int:
+        """Bars of the slow average."""
+    @property
+    def allow_short(self) -> bool:
+        """Whether the strategy goes short."""
+
+class MeanReversionStrategy:
+    """Rolling z-score mean reversion on the close."""
+
+    def __init__(
+        self, window: int, entry_z: float, exit_z: float, *, allow_short: bool = False
+    ) -> None:
+        """Checks the parameters (raises :class:`InvalidParameterError`)."""
+    @property
+    def window(self) -> int:
+        """Bars of the rolling window."""
+    @property
+    def entry_z(self) -> float:
+        """Entry threshold, standard deviations."""
+    @property
+    def exit_z(self) -> float:
+        """Exit threshold, standard deviations."""
+    @property
+    def allow_short(self) -> bool:
+        """Whether the strategy goes short."""
+
+class Decision:
+    """What a Python strategy answers for a bar."""
+
+    @staticmethod
+    def hold() -> "Decision":
+        """Do nothing."""
+    @staticmethod
+    def cancel() -> "Decision":
+        """Cancel resting limit orders."""
+    @staticmethod
+    def buy(
+        quantity: Optional[float] = None,
+        *,
+        limit: Optional[float] = None,
+        stop_loss: Optional[float] = None,
+        take_profit: Optional[float] = None,
+        confidence: Optional[float] = None,
+    ) -> "Decision":
+        """Buy ``quantity`` units, or the configured size."""
+    @staticmethod
+    def sell(
+        quantity: Optional[float] = None,
+        *,
+        limit: Optional[float] = None,
+        stop_loss: Optional[float] = None,
+        take_profit: Optional[float] = None,
+        confidence: Optional[float] = None,
+    ) -> "Decision":
+        """Sell ``quantity`` units, or the configured size."""
+    @staticmethod
+    def target(
+        quantity: float,
+        *,
+        limit: Optional[float] = None,
+        stop_loss: Optional[float] = None,
+        take_profit: Optional[float] = None,
+    ) -> "Decision":
+        """Trade to a signed position of ``quantity`` units."""
+    @staticmethod
+    def close() -> "Decision":
+        """Close the position."""
+    @staticmethod
+    def enter_long(
+        *,
+        limit: Optional[float] = None,
+        stop_loss: Optional[float] = None,
+        take_profit: Optional[float] = None,
+        confidence: Optional[float] = None,
+    ) -> "Decision":
+        """Be long the configured size."""
+    @staticmethod
+    def enter_short(
+        *,
+        limit: Optional[float] = None,
+        stop_loss: Optional[float] = None,
+        take_profit: Optional[float] = None,
+        confidence: Optional[float] = None,
+    ) -> "Decision":
+        """Be short the configured size."""
+
+class StrategyContext:
+    """What a Python strategy sees on a bar (reused from bar to bar)."""
+
+    @property
+    def symbol(self) -> str:
+        """The bar's symbol."""
+    @property
+    def index(self) -> int:
+        """Index of the bar in its symbol's series."""
+    @property
+    def timestamp(self) -> int:
+        """The bar's timestamp."""
+    @property
+    def open(self) -> float:
+        """The bar's open."""
+    @property
+    def high(self) -> float:
+        """The bar's high."""
+    @property
+    def low(self) -> float:
+        """The bar's low."""
+    @property
+    def close(self) -> float:
+        """The bar's close."""
+    @property
+    def volume(self) -> float:
+        """The bar's volume."""
+    @property
+    def position(self) -> float:
+        """Signed position in this symbol."""
+    @property
+    def average_price(self) -> float:
+        """The position's average price."""
+    @property
+    def cash(self) -> float:
+        """Cash on hand."""
+    @property
+    def equity(self) -> float:
+        """Equity at the latest marks."""
+    def history(self, column: str = "close") -> FloatArray:
+        """A column of the bars up to this one (read-only view)."""
+
+StrategyAnswer = Union[Decision, str, float, None]
+"""What a strategy callable may return."""
+StrategyLike = Union[MomentumStrategy, MeanReversionStrategy, Callable[[StrategyContext], StrategyAnswer]]
+"""A built-in strategy or a callable."""
+
+class BacktestResult:
+    """The result of a run."""
+
+    @property
+    def symbols(self) -> List[str]:
+        """Symbol names."""
+    @property
+    def equity(self) -> FloatArray:
+        """Starting capital, then equity at each close (read-only view)."""
+    @property
+    def timestamps(self) -> IntArray:
+        """One timestamp per equity point."""
+    @property
+    def returns(self) -> FloatArray:
+        """Simple returns of the equity curve."""
+    @property
+    def drawdown(self) -> FloatArray:
+        """The underwater curve."""
+    @property
+    def metrics(self) -> Metrics:
+        """Every statistic of the run."""
+    @property
+    def trades(self) -> List[Dict[str, Any]]:
+        """Closed round trips."""
+    @property
+    def orders(self) -> List[Dict[str, Any]]:
+        """Every order."""
+    @property
+    def fills(self) -> List[Dict[str, Any]]:
+        """Every fill."""
+    @property
+    def exits(self) -> List[Dict[str, Any]]:
+        """Stop-loss / take-profit exits."""
+    @property
+    def final_positions(self) -> List[Dict[str, Any]]:
+        """Positions at the end."""
+    @property
+    def final_snapshot(self) -> Dict[str, Any]:
+        """The portfolio at the end."""
+    @property
+    def zero_size_decisions(self) -> int:
+        """Decisions sized to zero units."""
+    @property
+    def final_equity(self) -> float:
+        """The last equity point."""
+    def trades_frame(self) -> Any:
+        """The trades as a pandas DataFrame."""
+    def report_text(self) -> str:
+        """The metrics as a text table."""
+    def report_json(self) -> str:
+        """The metrics as JSON."""
+    def report_html(
+        self, path: Union[str, "os.PathLike[str]", None] = None, *, title: str = "quantcore backtest"
+    ) -> str:
+        """A self-contained HTML report; written to ``path`` when given."""
+    def plot(self, path: Union[str, "os.PathLike[str]", None] = None, *, title: Optional[str] = None) -> Any:
+        """Equity and drawdown charts (matplotlib)."""
+
+class Backtester:
+    """The backtester and its checked configuration."""
+
+    def __init__(
+        self,
+        *,
+        initial_capital: float = 10_000.0,
+        execution: Optional[ExecutionModel] = None,
+        fill_timing: Literal["next_open", "this_close"] = "next_open",
+        sizing: Literal["fraction_of_equity", "fixed_quantity", "confidence"] = "fraction_of_equity",
+        size: float = 1.0,
+        risk_limits: Optional[RiskLimits] = None,
+        fractional: bool = False,
+        periods_per_year: float = 252.0,
+        risk_free_rate: float = 0.0,
+        sortino_target: float = 0.0,
+    ) -> None:
+        """Checks the configuration (raises :class:`InvalidParameterError`)."""
+    def run(self, series: BarSeries, strategy: StrategyLike) -> BacktestResult:
+        """Runs ``strategy`` over ``series``."""
+    def run_multi(self, series: Sequence[BarSeries], strategy: StrategyLike) -> BacktestResult:
+        """Runs ``strategy`` over several series with one cash pool."""
+    def from_signals(
+        self, series: BarSeries, entries: npt.ArrayLike, exits: npt.ArrayLike
+    ) -> BacktestResult:
+        """Runs boolean entry and exit signals."""
+    def sweep(
+        self,
+        series: BarSeries,
+        strategy: Literal["momentum", "mean_reversion"],
+        grid: Sequence[Dict[str, Any]],
+        *,
+        sort_by: Optional[str] = None,
+        descending: bool = True,
+    ) -> SweepTable:
+        """One backtest per parameter set, in parallel."""
+
+def from_signals(series: BarSeries, entries: npt.ArrayLike, exits: npt.ArrayLike, **config: Any) -> BacktestResult:
+    """``Backtester(**config).from_signals(series, entries, exits)``."""
