@@ -157,7 +157,7 @@ def test_numbers_target_positions_and_stops() -> None:
         series, lambda ctx: qc.Decision.target(10, stop_loss=95.0) if ctx.index == 0 else None
     )
     assert result.fills[0]["quantity"] == 10.0
-    assert len(result.exits) == 1 and result.exits[0]["reason"] in ("stop_loss", "StopLoss")
+    assert len(result.exits) == 1 and result.exits[0]["reason"] == "stop_loss"
 
 
 def test_reports_and_plot(tmp_path: pathlib.Path, acme: qc.BarSeries) -> None:
