@@ -60,9 +60,26 @@ impl BarFeature {
         BarFeature::Gap,
     ];
 
-    /// The feature's value at bar `row` (which must be at least 1).
+    /// The feature's value at bar `bar`, or `None` for bar 0 (no previous bar) and
+    /// past the end of the series.
+    ///
+    /// ```
+    /// use quantcore::BarSeries;
+    /// use quantcore::features::windows::BarFeature;
+    /// let series = BarSeries::new(vec![0, 60], vec![10.0, 11.0], vec![10.0, 12.0],
+    ///     vec![10.0, 11.0], vec![10.0, 12.0], vec![5.0, 5.0])?;
+    /// assert_eq!(BarFeature::Body.value_at(&series, 1), Some((12.0f64 / 11.0).ln()));
+    /// assert_eq!(BarFeature::Body.value_at(&series, 0), None);
+    /// # Ok::<(), quantcore::Error>(())
+    /// ```
     #[inline]
-    fn value(self, series: &BarSeries, row: usize) -> f64 {
+    pub fn value_at(self, series: &BarSeries, bar: usize) -> Option<f64> {
+        (bar >= 1 && bar < series.len()).then(|| self.value(series, bar))
+    }
+
+    /// The feature's value at bar `row`, which must be in `1..series.len()`.
+    #[inline]
+    pub(crate) fn value(self, series: &BarSeries, row: usize) -> f64 {
         let close = series.close();
         match self {
             BarFeature::LogReturn => (close[row] / close[row - 1]).ln(),

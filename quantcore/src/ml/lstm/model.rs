@@ -1,0 +1,625 @@
+//! [`LstmPredictor`]: training, prediction and persistence of the next-close model.
+
+use std::ops::ControlFlow;
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+
+use super::config::LstmConfig;
+use super::network::{LstmNetwork, Training, backend};
+use super::scaler::Scaler;
+use crate::data::BarSeries;
+use crate::error::{Error, Result};
+use crate::features::windows::bar_features;
+
+/// Name of the weights file inside a saved model directory.
+pub const WEIGHTS_FILE: &str = "model.safetensors";
+/// Name of the metadata file (config, scaler, history) inside a saved model directory.
+pub const METADATA_FILE: &str = "model.json";
+/// The `format` tag of [`METADATA_FILE`].
+pub const FORMAT_NAME: &str = "quantcore.lstm";
+/// The metadata format version this build writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Windows per candle tensor in [`LstmPredictor::predict_batch`] (bounds memory on long
+/// series: 4096 x 30 x 5 `f32` is 2.4 MB).
+const PREDICT_CHUNK: usize = 4096;
+
+/// What the progress callback of [`LstmPredictor::train`] sees after each epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct EpochProgress {
+    /// The epoch just finished, from 1.
+    pub epoch: usize,
+    /// The configured maximum number of epochs.
+    pub epochs: usize,
+    /// Mean squared error on the training samples, averaged over the epoch's batches
+    /// (weighted by batch size) while the weights were changing, in standardised
+    /// target units (1.0 = the variance of the training targets).
+    pub train_loss: f64,
+    /// Mean squared error on the validation samples after the epoch, same units;
+    /// `None` without a validation part.
+    pub val_loss: Option<f64>,
+    /// The epoch with the lowest validation loss so far (the current one without a
+    /// validation part).
+    pub best_epoch: usize,
+    /// The lowest validation loss so far.
+    pub best_val_loss: Option<f64>,
+}
+
+/// What a progress callback returns: `()` to go on, or a [`ControlFlow`] whose
+/// `Break` stops training after the current epoch (the best weights are restored).
+pub trait ProgressControl {
+    /// True when training should stop.
+    fn should_stop(&self) -> bool;
+}
+
+impl ProgressControl for () {
+    fn should_stop(&self) -> bool {
+        false
+    }
+}
+
+impl<B> ProgressControl for ControlFlow<B> {
+    fn should_stop(&self) -> bool {
+        self.is_break()
+    }
+}
+
+/// Why training ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// All configured epochs ran.
+    Completed,
+    /// `patience` epochs passed without a better validation loss.
+    EarlyStopped,
+    /// The progress callback returned `Break`.
+    Interrupted,
+}
+
+/// The record of a training run, saved with the model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainingHistory {
+    /// Training loss of each epoch run (see [`EpochProgress::train_loss`]).
+    pub train_loss: Vec<f64>,
+    /// Validation loss of each epoch run; empty without a validation part.
+    pub val_loss: Vec<f64>,
+    /// The epoch (from 1) whose weights the model holds.
+    pub best_epoch: usize,
+    /// Why training ended.
+    pub stop_reason: StopReason,
+    /// Number of training samples (windows with a known next close).
+    pub train_samples: usize,
+    /// Number of validation samples, the chronologically last ones.
+    pub validation_samples: usize,
+}
+
+/// The JSON metadata written next to the weights.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Metadata {
+    format: String,
+    format_version: u32,
+    config: LstmConfig,
+    scaler: Scaler,
+    #[serde(default)]
+    history: Option<TrainingHistory>,
+}
+
+/// The training data of one series: standardised feature rows and targets.
+struct Samples {
+    /// Standardised feature rows, `(n_bars - 1) x input_size`, row `r` is bar `r + 1`.
+    features: Vec<f32>,
+    /// Standardised next log return of each sample; sample `k` is the window of rows
+    /// `k .. k + window`, whose last bar is `k + window`.
+    targets: Vec<f32>,
+    train: usize,
+}
+
+/// An LSTM that predicts the next bar's close from the last `window` bars.
+///
+/// # Model
+/// - **Inputs**: the configured per-bar features ([`BarFeature`](crate::features::windows::BarFeature),
+///   default all five) of the last `window` bars, each standardised by the [`Scaler`].
+///   Each feature compares a bar with the previous one, so a prediction needs
+///   `window + 1` bars.
+/// - **Target**: the next bar's log return `ln(close[t+1] / close[t])`, standardised.
+///   A prediction turns the network's output `y` back into a price:
+///   `close[t] * exp(target_mean + target_scale * y)`. Predicting a stationary return
+///   rather than a price level keeps the model valid when prices drift out of the
+///   training range.
+/// - **Network**: stacked LSTM layers and a linear head ([`LstmNetwork`], PyTorch's
+///   equations and tensor names).
+///
+/// # Training
+/// Sample `k` is the window ending at bar `t = k + window` with target bar `t + 1`.
+/// The last `validation_fraction` of the samples (chronologically; at least one when
+/// the fraction is positive) is the validation part; the scaler is fitted on the
+/// feature rows and targets of the training part only, so nothing from the validation
+/// period leaks into the inputs' scaling. Each epoch shuffles the training samples
+/// with a generator seeded from `seed`, takes AdamW steps on the mean squared error of
+/// mini-batches, then measures the validation loss. Training stops after `epochs`, after
+/// `patience` epochs without improvement, or when the callback says so; the weights of
+/// the best validation epoch are restored. There is no gradient clipping. The same
+/// config and series give bit-identical weights: the initialisation, the shuffling and
+/// the dropout masks all come from `seed`, and candle's CPU kernels are deterministic.
+///
+/// ```
+/// use quantcore::ml::lstm::{LstmConfig, LstmPredictor};
+/// # use quantcore::BarSeries;
+/// # let n = 120;
+/// # let close: Vec<f64> = (0..n).map(|i| 100.0 + (i as f64 * 0.3).sin()).collect();
+/// # let series = BarSeries::new((0..n as i64).collect(), close.clone(),
+/// #     close.iter().map(|c| c * 1.01).collect(), close.iter().map(|c| c * 0.99).collect(),
+/// #     close.clone(), vec![1000.0; n])?;
+/// let config = LstmConfig { window: 10, hidden_size: 8, epochs: 3, ..LstmConfig::default() };
+/// let mut losses = Vec::new();
+/// let model = LstmPredictor::train(&series, &config, |p| losses.push(p.train_loss))?;
+/// assert_eq!(losses.len(), 3);
+/// let next_close = model.predict(&series)?;
+/// assert!(next_close > 90.0 && next_close < 110.0);
+/// let all = model.predict_batch(&series)?; // one prediction per bar from bar 10 on
+/// assert_eq!(all.len(), n - 10);
+/// assert!((all[all.len() - 1] - next_close).abs() < 1e-3);
+/// # Ok::<(), quantcore::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct LstmPredictor {
+    config: LstmConfig,
+    scaler: Scaler,
+    network: LstmNetwork,
+    history: Option<TrainingHistory>,
+}
+
+impl LstmPredictor {
+    /// Trains a predictor on `series`; `progress` is called after every epoch and may
+    /// stop training by returning `ControlFlow::Break(())` (or return `()`).
+    ///
+    /// # Errors
+    /// As [`LstmConfig::validate`]; [`Error::NotEnoughData`] when the series has fewer
+    /// than `window + 2` bars (`window + 3` with a validation part: one training and one
+    /// validation sample); [`Error::TrainingDiverged`] when a loss becomes non-finite;
+    /// [`Error::Backend`] if candle fails.
+    pub fn train<R: ProgressControl>(
+        series: &BarSeries,
+        config: &LstmConfig,
+        mut progress: impl FnMut(EpochProgress) -> R,
+    ) -> Result<Self> {
+        config.validate()?;
+        let (samples, scaler) = prepare(series, config)?;
+        let mut network = LstmNetwork::new_seeded(
+            config.input_size(),
+            config.hidden_size,
+            config.num_layers,
+            config.seed,
+        )?;
+        let mut optimizer = AdamW::new(
+            network.vars(),
+            ParamsAdamW {
+                lr: config.learning_rate,
+                weight_decay: config.weight_decay,
+                ..ParamsAdamW::default()
+            },
+        )
+        .map_err(backend("creating the optimizer"))?;
+        // A stream apart from the initialisation's, so that changing the data size does
+        // not change the initial weights.
+        let mut rng = StdRng::seed_from_u64(config.seed ^ 0x5EED_0F_BA7C4E5);
+        let row = config.window * config.input_size();
+        let mut order: Vec<usize> = (0..samples.train).collect();
+        let mut batch_inputs = Vec::with_capacity(config.batch_size * row);
+        let mut batch_targets = Vec::with_capacity(config.batch_size);
+        let validation: Vec<usize> = (samples.train..samples.targets.len()).collect();
+
+        let mut history = TrainingHistory {
+            train_loss: Vec::new(),
+            val_loss: Vec::new(),
+            best_epoch: 0,
+            stop_reason: StopReason::Completed,
+            train_samples: samples.train,
+            validation_samples: validation.len(),
+        };
+        let mut best: Option<(f64, Vec<Tensor>)> = None;
+        for epoch in 1..=config.epochs {
+            order.shuffle(&mut rng);
+            let mut loss_sum = 0.0;
+            for chunk in order.chunks(config.batch_size) {
+                gather(&samples, config, chunk, &mut batch_inputs, &mut batch_targets);
+                let inputs = Tensor::from_slice(
+                    &batch_inputs,
+                    (chunk.len(), config.window, config.input_size()),
+                    &Device::Cpu,
+                )
+                .map_err(backend("building a training batch"))?;
+                let targets = Tensor::from_slice(&batch_targets, chunk.len(), &Device::Cpu)
+                    .map_err(backend("building a training batch"))?;
+                let training = Training {
+                    rng: &mut rng,
+                    dropout: config.dropout,
+                };
+                let loss = network
+                    .forward_tensor(&inputs, Some(training))
+                    .and_then(|out| candle_nn::loss::mse(&out, &targets))
+                    .map_err(backend("lstm training forward"))?;
+                optimizer
+                    .backward_step(&loss)
+                    .map_err(backend("lstm training backward"))?;
+                let loss = loss
+                    .to_scalar::<f32>()
+                    .map_err(backend("reading the loss"))?;
+                loss_sum += f64::from(loss) * chunk.len() as f64;
+            }
+            let train_loss = loss_sum / samples.train as f64;
+            if !train_loss.is_finite() {
+                return Err(Error::TrainingDiverged {
+                    epoch,
+                    loss: train_loss,
+                });
+            }
+            history.train_loss.push(train_loss);
+            let val_loss = if validation.is_empty() {
+                history.best_epoch = epoch;
+                None
+            } else {
+                let loss = evaluate(&network, &samples, config, &validation)?;
+                if !loss.is_finite() {
+                    return Err(Error::TrainingDiverged { epoch, loss });
+                }
+                history.val_loss.push(loss);
+                if best.as_ref().is_none_or(|(b, _)| loss < *b) {
+                    best = Some((loss, network.snapshot()?));
+                    history.best_epoch = epoch;
+                }
+                Some(loss)
+            };
+            let report = EpochProgress {
+                epoch,
+                epochs: config.epochs,
+                train_loss,
+                val_loss,
+                best_epoch: history.best_epoch,
+                best_val_loss: best.as_ref().map(|(b, _)| *b),
+            };
+            if progress(report).should_stop() {
+                history.stop_reason = StopReason::Interrupted;
+                break;
+            }
+            if let Some(patience) = config.patience
+                && val_loss.is_some()
+                && epoch - history.best_epoch >= patience
+                && epoch < config.epochs
+            {
+                history.stop_reason = StopReason::EarlyStopped;
+                break;
+            }
+        }
+        match best {
+            Some((_, weights)) => network.restore(&weights)?,
+            None => network.refresh_fused()?,
+        }
+        Ok(LstmPredictor {
+            config: config.clone(),
+            scaler,
+            network,
+            history: Some(history),
+        })
+    }
+
+    /// Assembles a predictor from a network trained elsewhere (for example in PyTorch,
+    /// loaded with [`LstmNetwork::load_safetensors`]) and the scaler used for its inputs.
+    ///
+    /// # Errors
+    /// As [`LstmConfig::validate`] and [`Scaler::validate`]; [`Error::InvalidParameter`]
+    /// when the network's sizes differ from the config's.
+    pub fn from_parts(config: LstmConfig, scaler: Scaler, network: LstmNetwork) -> Result<Self> {
+        config.validate()?;
+        scaler.validate(config.input_size())?;
+        for (name, config_value, network_value) in [
+            ("input_size", config.input_size(), network.input_size()),
+            ("hidden_size", config.hidden_size, network.hidden_size()),
+            ("num_layers", config.num_layers, network.num_layers()),
+        ] {
+            if config_value != network_value {
+                return Err(Error::invalid_parameter(
+                    name,
+                    network_value,
+                    "of the network must equal the config's",
+                ));
+            }
+        }
+        Ok(LstmPredictor {
+            config,
+            scaler,
+            network,
+            history: None,
+        })
+    }
+
+    /// The next bar's predicted close from the last `window + 1` bars of `series`.
+    ///
+    /// # Errors
+    /// [`Error::NotEnoughData`] when the series has fewer than `window + 1` bars.
+    pub fn predict(&self, series: &BarSeries) -> Result<f64> {
+        let window = self.config.window;
+        let n = series.len();
+        if n < window + 1 {
+            return Err(Error::NotEnoughData {
+                what: "an lstm prediction (bars: window + 1)",
+                required: window + 1,
+                actual: n,
+            });
+        }
+        let width = self.config.input_size();
+        let mut inputs = vec![0.0f32; window * width];
+        for (t, row) in inputs.chunks_exact_mut(width).enumerate() {
+            let bar = n - window + t;
+            let values = self.config.features.iter().map(|f| f.value(series, bar));
+            self.scaler.transform_row_into(values, row);
+        }
+        let output = self.network.forward_window(&inputs)?;
+        Ok(self.to_price(output, series.close()[n - 1]))
+    }
+
+    /// Predicted next closes for every bar that has `window` bars of history: element
+    /// `i` is the prediction made at the close of bar `window + i` for bar
+    /// `window + i + 1`, so the last element is [`LstmPredictor::predict`]'s (up to
+    /// `f32` rounding, ~1e-6 relative: this path runs candle's batched kernels). The
+    /// windows go through the network as candle tensor batches of up to 4096.
+    ///
+    /// # Errors
+    /// [`Error::NotEnoughData`] when the series has fewer than `window + 1` bars;
+    /// [`Error::Backend`] if candle fails.
+    pub fn predict_batch(&self, series: &BarSeries) -> Result<Vec<f64>> {
+        let window = self.config.window;
+        if series.len() < window + 1 {
+            return Err(Error::NotEnoughData {
+                what: "an lstm prediction (bars: window + 1)",
+                required: window + 1,
+                actual: series.len(),
+            });
+        }
+        let features = scaled_features(series, &self.config, &self.scaler)?;
+        let width = self.config.input_size();
+        let count = series.len() - window;
+        let row = window * width;
+        let mut predictions = Vec::with_capacity(count);
+        let mut batch = Vec::with_capacity(PREDICT_CHUNK.min(count) * row);
+        for start in (0..count).step_by(PREDICT_CHUNK) {
+            let end = (start + PREDICT_CHUNK).min(count);
+            batch.clear();
+            for k in start..end {
+                batch.extend_from_slice(&features[k * width..k * width + row]);
+            }
+            let outputs = self.network.forward_batch(&batch, end - start)?;
+            for (k, output) in (start..end).zip(outputs) {
+                predictions.push(self.to_price(output, series.close()[k + window]));
+            }
+        }
+        Ok(predictions)
+    }
+
+    /// The price for a network output, from the close it is relative to.
+    fn to_price(&self, output: f32, last_close: f64) -> f64 {
+        last_close * self.scaler.unscale_target(f64::from(output)).exp()
+    }
+
+    /// Writes `dir/model.safetensors` (weights, PyTorch names) and `dir/model.json`
+    /// (format tag and version, config, scaler, training history), creating `dir`.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when a file cannot be written.
+    pub fn save(&self, dir: impl AsRef<Path>) -> Result<()> {
+        let dir = dir.as_ref();
+        let io = |path: &Path| {
+            let path = path.display().to_string();
+            move |err: std::io::Error| Error::Io {
+                path,
+                message: err.to_string(),
+            }
+        };
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        self.network.save_safetensors(dir.join(WEIGHTS_FILE))?;
+        let metadata = Metadata {
+            format: FORMAT_NAME.to_string(),
+            format_version: FORMAT_VERSION,
+            config: self.config.clone(),
+            scaler: self.scaler.clone(),
+            history: self.history.clone(),
+        };
+        let json = serde_json::to_string_pretty(&metadata).map_err(|err| Error::Io {
+            path: dir.join(METADATA_FILE).display().to_string(),
+            message: err.to_string(),
+        })?;
+        let path = dir.join(METADATA_FILE);
+        std::fs::write(&path, json).map_err(io(&path))
+    }
+
+    /// Reads a model written by [`LstmPredictor::save`], or a PyTorch state dict saved
+    /// as `model.safetensors` next to a hand-written `model.json`.
+    ///
+    /// ```
+    /// # use quantcore::ml::lstm::{LstmConfig, LstmPredictor};
+    /// # use quantcore::BarSeries;
+    /// # let n = 60;
+    /// # let close: Vec<f64> = (0..n).map(|i| 50.0 + (i as f64 * 0.5).cos()).collect();
+    /// # let series = BarSeries::new((0..n as i64).collect(), close.clone(), close.clone(),
+    /// #     close.clone(), close.clone(), vec![10.0; n])?;
+    /// # let config = LstmConfig { window: 5, hidden_size: 4, epochs: 1, ..LstmConfig::default() };
+    /// let model = LstmPredictor::train(&series, &config, |_| ())?;
+    /// let dir = std::env::temp_dir().join(format!("quantcore-doc-lstm-{}", std::process::id()));
+    /// model.save(&dir)?;
+    /// let loaded = LstmPredictor::load(&dir)?;
+    /// assert_eq!(loaded.predict(&series)?, model.predict(&series)?);
+    /// # std::fs::remove_dir_all(&dir).ok();
+    /// # Ok::<(), quantcore::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Io`] when a file cannot be read; [`Error::ModelFormat`] for bad JSON, a
+    /// foreign format tag or an unsupported version; [`Error::InvalidParameter`] for an
+    /// invalid config or scaler; [`Error::MissingTensor`], [`Error::TensorShape`],
+    /// [`Error::UnexpectedTensor`] when the weights do not match the config.
+    pub fn load(dir: impl AsRef<Path>) -> Result<Self> {
+        let dir = dir.as_ref();
+        let path = dir.join(METADATA_FILE);
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(&path).map_err(|err| Error::Io {
+            path: origin.clone(),
+            message: err.to_string(),
+        })?;
+        let metadata: Metadata = serde_json::from_str(&text).map_err(|err| Error::ModelFormat {
+            path: origin.clone(),
+            message: err.to_string(),
+        })?;
+        if metadata.format != FORMAT_NAME {
+            return Err(Error::ModelFormat {
+                path: origin,
+                message: format!(
+                    "format is `{}`, expected `{FORMAT_NAME}`",
+                    metadata.format
+                ),
+            });
+        }
+        if metadata.format_version != FORMAT_VERSION {
+            return Err(Error::ModelFormat {
+                path: origin,
+                message: format!(
+                    "format version {} is not supported, this build reads {FORMAT_VERSION}",
+                    metadata.format_version
+                ),
+            });
+        }
+        let config = metadata.config;
+        config.validate()?;
+        let network = LstmNetwork::load_safetensors(
+            dir.join(WEIGHTS_FILE),
+            config.input_size(),
+            config.hidden_size,
+            config.num_layers,
+        )?;
+        let mut predictor = LstmPredictor::from_parts(config, metadata.scaler, network)?;
+        predictor.history = metadata.history;
+        Ok(predictor)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &LstmConfig {
+        &self.config
+    }
+
+    /// The input and target scaler.
+    pub fn scaler(&self) -> &Scaler {
+        &self.scaler
+    }
+
+    /// The network.
+    pub fn network(&self) -> &LstmNetwork {
+        &self.network
+    }
+
+    /// The training record, when the model was trained (or saved after training).
+    pub fn history(&self) -> Option<&TrainingHistory> {
+        self.history.as_ref()
+    }
+}
+
+/// Standardised `f32` feature rows of the whole series.
+fn scaled_features(series: &BarSeries, config: &LstmConfig, scaler: &Scaler) -> Result<Vec<f32>> {
+    let raw = bar_features(series, &config.features)?;
+    let width = config.input_size();
+    let mut out = vec![0.0f32; raw.nrows() * width];
+    for (row, slot) in raw.rows().into_iter().zip(out.chunks_exact_mut(width)) {
+        scaler.transform_row_into(row.iter().copied(), slot);
+    }
+    Ok(out)
+}
+
+/// Features, targets, chronological split and the scaler fitted on the training part.
+fn prepare(series: &BarSeries, config: &LstmConfig) -> Result<(Samples, Scaler)> {
+    let window = config.window;
+    let min_samples = if config.validation_fraction > 0.0 { 2 } else { 1 };
+    let n = series.len();
+    if n < window + 1 + min_samples {
+        return Err(Error::NotEnoughData {
+            what: "lstm training (bars: window + 2, + 1 with a validation part)",
+            required: window + 1 + min_samples,
+            actual: n,
+        });
+    }
+    let count = n - 1 - window;
+    let validation = if config.validation_fraction > 0.0 {
+        ((count as f64 * config.validation_fraction).round() as usize).clamp(1, count - 1)
+    } else {
+        0
+    };
+    let train = count - validation;
+    let close = series.close();
+    let raw_targets: Vec<f64> = (0..count)
+        .map(|k| (close[k + window + 1] / close[k + window]).ln())
+        .collect();
+    let raw = bar_features(series, &config.features)?;
+    // Training windows cover feature rows 0 .. train - 1 + window.
+    let train_rows = raw.slice(ndarray::s![..train - 1 + window, ..]);
+    let scaler = Scaler::fit(train_rows, &raw_targets[..train])?;
+    let width = config.input_size();
+    let mut features = vec![0.0f32; raw.nrows() * width];
+    for (row, slot) in raw.rows().into_iter().zip(features.chunks_exact_mut(width)) {
+        scaler.transform_row_into(row.iter().copied(), slot);
+    }
+    let targets = raw_targets
+        .iter()
+        .map(|&t| scaler.scale_target(t) as f32)
+        .collect();
+    Ok((
+        Samples {
+            features,
+            targets,
+            train,
+        },
+        scaler,
+    ))
+}
+
+/// Copies the windows and targets of `indices` into the batch buffers.
+fn gather(
+    samples: &Samples,
+    config: &LstmConfig,
+    indices: &[usize],
+    inputs: &mut Vec<f32>,
+    targets: &mut Vec<f32>,
+) {
+    let width = config.input_size();
+    let row = config.window * width;
+    inputs.clear();
+    targets.clear();
+    for &k in indices {
+        inputs.extend_from_slice(&samples.features[k * width..k * width + row]);
+        targets.push(samples.targets[k]);
+    }
+}
+
+/// Mean squared error (standardised units) of the network on `indices`.
+fn evaluate(
+    network: &LstmNetwork,
+    samples: &Samples,
+    config: &LstmConfig,
+    indices: &[usize],
+) -> Result<f64> {
+    let mut inputs = Vec::new();
+    let mut targets = Vec::new();
+    let mut sum = 0.0;
+    for chunk in indices.chunks(PREDICT_CHUNK) {
+        gather(samples, config, chunk, &mut inputs, &mut targets);
+        let outputs = network.forward_batch(&inputs, chunk.len())?;
+        sum += outputs
+            .iter()
+            .zip(&targets)
+            .map(|(o, t)| (f64::from(*o) - f64::from(*t)).powi(2))
+            .sum::<f64>();
+    }
+    Ok(sum / indices.len() as f64)
+}
