@@ -410,6 +410,11 @@ impl LstmPredictor {
     /// Writes `dir/model.safetensors` (weights, PyTorch names) and `dir/model.json`
     /// (format tag and version, config, scaler, training history), creating `dir`.
     ///
+    /// The weights reload bit for bit. The JSON floats are written in their shortest
+    /// round-trip form, but serde_json without its `float_roundtrip` feature may parse
+    /// one back a unit in the last place away, so a reloaded model's predictions agree
+    /// to about 1e-15 relative rather than bit for bit.
+    ///
     /// # Errors
     /// [`Error::Io`] when a file cannot be written.
     pub fn save(&self, dir: impl AsRef<Path>) -> Result<()> {
@@ -453,7 +458,8 @@ impl LstmPredictor {
     /// let dir = std::env::temp_dir().join(format!("quantcore-doc-lstm-{}", std::process::id()));
     /// model.save(&dir)?;
     /// let loaded = LstmPredictor::load(&dir)?;
-    /// assert_eq!(loaded.predict(&series)?, model.predict(&series)?);
+    /// let (a, b) = (loaded.predict(&series)?, model.predict(&series)?);
+    /// assert!((a - b).abs() < 1e-12 * b); // JSON floats parse back to within an ulp
     /// # std::fs::remove_dir_all(&dir).ok();
     /// # Ok::<(), quantcore::Error>(())
     /// ```
@@ -622,4 +628,448 @@ fn evaluate(
             .sum::<f64>();
     }
     Ok(sum / indices.len() as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::features::windows::BarFeature;
+    use crate::ml::lstm::network::tests::{random_state_dict, temp_dir, write_safetensors};
+    use rand::Rng;
+    use rand_distr::{Distribution, Normal};
+
+    /// Bars whose log returns follow an AR(1): `r_t = phi r_{t-1} + e_t`, `e ~ N(0, sigma)`.
+    fn ar1_series(n: usize, phi: f64, sigma: f64, seed: u64) -> BarSeries {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let noise = Normal::new(0.0, sigma).unwrap();
+        let mut close = Vec::with_capacity(n);
+        let (mut price, mut r) = (100.0f64, 0.0f64);
+        for _ in 0..n {
+            r = phi * r + noise.sample(&mut rng);
+            price *= r.exp();
+            close.push(price);
+        }
+        let open: Vec<f64> = std::iter::once(100.0)
+            .chain(close[..n - 1].iter().copied())
+            .collect();
+        let wiggle: Vec<f64> = (0..n).map(|_| rng.gen_range(0.0..0.004)).collect();
+        let high = (0..n)
+            .map(|i| open[i].max(close[i]) * (1.0 + wiggle[i]))
+            .collect();
+        let low = (0..n)
+            .map(|i| open[i].min(close[i]) * (1.0 - wiggle[i]))
+            .collect();
+        let volume = (0..n).map(|_| rng.gen_range(900.0..1100.0)).collect();
+        BarSeries::new((0..n as i64).map(|i| i * 60).collect(), open, high, low, close, volume)
+            .unwrap()
+    }
+
+    fn small_config() -> LstmConfig {
+        LstmConfig {
+            window: 10,
+            hidden_size: 12,
+            epochs: 4,
+            batch_size: 32,
+            learning_rate: 5e-3,
+            ..LstmConfig::default()
+        }
+    }
+
+    #[test]
+    fn learns_an_ar1_signal_better_than_the_last_value() {
+        let series = ar1_series(1500, 0.6, 0.01, 11);
+        let config = LstmConfig {
+            window: 10,
+            hidden_size: 16,
+            epochs: 25,
+            batch_size: 32,
+            learning_rate: 5e-3,
+            weight_decay: 0.0,
+            validation_fraction: 0.25,
+            patience: Some(6),
+            ..LstmConfig::default()
+        };
+        let model = LstmPredictor::train(&series, &config, |_| ()).unwrap();
+        let history = model.history().unwrap();
+        // Validation samples are the last ones; sample k predicts bar k + window + 1.
+        let predictions = model.predict_batch(&series).unwrap();
+        let close = series.close();
+        let samples = series.len() - 1 - config.window;
+        let first_val = samples - history.validation_samples;
+        let (mut model_se, mut naive_se) = (0.0, 0.0);
+        for k in first_val..samples {
+            let t = k + config.window;
+            let actual = (close[t + 1] / close[t]).ln();
+            let predicted = (predictions[k] / close[t]).ln();
+            model_se += (predicted - actual).powi(2);
+            naive_se += actual.powi(2); // last value: a zero return
+        }
+        let n_val = (samples - first_val) as f64;
+        let (model_mse, naive_mse) = (model_se / n_val, naive_se / n_val);
+        let ratio = model_mse / naive_mse;
+        println!(
+            "AR(1) phi=0.6: validation MSE of the next log return: model {model_mse:.3e}, \
+             last value {naive_mse:.3e}, ratio {ratio:.3} (theory at best 1 - phi^2 = 0.64); \
+             {} epochs, best {}",
+            history.train_loss.len(),
+            history.best_epoch
+        );
+        assert!(ratio < 0.8, "ratio {ratio}");
+    }
+
+    #[test]
+    fn same_seed_gives_bit_identical_models() {
+        let series = ar1_series(300, 0.3, 0.01, 5);
+        let config = LstmConfig {
+            num_layers: 2,
+            dropout: 0.2,
+            ..small_config()
+        };
+        let a = LstmPredictor::train(&series, &config, |_| ()).unwrap();
+        let b = LstmPredictor::train(&series, &config, |_| ()).unwrap();
+        assert_eq!(a.history(), b.history());
+        assert_eq!(
+            a.predict(&series).unwrap().to_bits(),
+            b.predict(&series).unwrap().to_bits()
+        );
+        let (pa, pb) = (
+            a.predict_batch(&series).unwrap(),
+            b.predict_batch(&series).unwrap(),
+        );
+        assert!(pa.iter().zip(&pb).all(|(x, y)| x.to_bits() == y.to_bits()));
+        let other = LstmConfig {
+            seed: config.seed + 1,
+            ..config
+        };
+        let c = LstmPredictor::train(&series, &other, |_| ()).unwrap();
+        assert_ne!(c.predict(&series).unwrap(), a.predict(&series).unwrap());
+    }
+
+    #[test]
+    fn predict_agrees_with_predict_batch_and_history_slices() {
+        let series = ar1_series(200, 0.3, 0.01, 8);
+        let model = LstmPredictor::train(&series, &small_config(), |_| ()).unwrap();
+        let window = 10;
+        let all = model.predict_batch(&series).unwrap();
+        assert_eq!(all.len(), series.len() - window);
+        for i in [0, 57, all.len() - 1] {
+            let prefix = series.slice(0..window + i + 1);
+            let one = model.predict(&prefix).unwrap();
+            assert!((one - all[i]).abs() / one < 1e-6, "{i}: {one} vs {}", all[i]);
+        }
+        // Only the last window + 1 bars matter.
+        let tail = series.slice(series.len() - window - 1..series.len());
+        assert_eq!(
+            model.predict(&tail).unwrap(),
+            model.predict(&series).unwrap()
+        );
+        let short = series.slice(0..window);
+        assert_eq!(
+            model.predict(&short).unwrap_err(),
+            Error::NotEnoughData {
+                what: "an lstm prediction (bars: window + 1)",
+                required: 11,
+                actual: 10
+            }
+        );
+        assert!(model.predict_batch(&short).is_err());
+    }
+
+    #[test]
+    fn scaler_is_fitted_on_the_training_part_only() {
+        // Volume jumps tenfold in the last quarter: the scaler must not see it.
+        let base = ar1_series(200, 0.0, 0.01, 3);
+        let mut volume = base.volume().to_vec();
+        for v in &mut volume[150..] {
+            *v *= 10.0;
+        }
+        let series = BarSeries::new(
+            base.timestamps().to_vec(),
+            base.open().to_vec(),
+            base.high().to_vec(),
+            base.low().to_vec(),
+            base.close().to_vec(),
+            volume,
+        )
+        .unwrap();
+        let config = LstmConfig {
+            epochs: 1,
+            validation_fraction: 0.25,
+            features: vec![BarFeature::Range, BarFeature::LogVolumeChange],
+            ..small_config()
+        };
+        let model = LstmPredictor::train(&series, &config, |_| ()).unwrap();
+        let history = model.history().unwrap();
+        // 200 bars, window 10: 189 samples, round(189 * 0.25) = 47 for validation.
+        assert_eq!((history.train_samples, history.validation_samples), (142, 47));
+        // Training windows use bars 1 ..= 142 + 10 - 1 + 1 = 151; targets bars 11 ..= 152.
+        let (h, l, c, v) = (series.high(), series.low(), series.close(), series.volume());
+        let bars = 1..=151;
+        let count = bars.clone().count() as f64;
+        let range_mean = bars.clone().map(|t| (h[t] - l[t]) / c[t]).sum::<f64>() / count;
+        let volume_mean = bars
+            .map(|t| ((v[t] + 1.0) / (v[t - 1] + 1.0)).ln())
+            .sum::<f64>()
+            / count;
+        let target_mean = (11..=152).map(|t| (c[t] / c[t - 1]).ln()).sum::<f64>() / 142.0;
+        let scaler = model.scaler();
+        assert!((scaler.feature_mean[0] - range_mean).abs() < 1e-12);
+        assert!((scaler.feature_mean[1] - volume_mean).abs() < 1e-12);
+        assert!((scaler.target_mean - target_mean).abs() < 1e-12);
+        // The jump at bar 150 (ln 10 = 2.3) is inside; the whole series' mean would differ
+        // only slightly, but its scale would include nothing new after bar 151 either:
+        // check against a fit that wrongly includes every bar.
+        let all_mean = (1..200)
+            .map(|t| ((v[t] + 1.0) / (v[t - 1] + 1.0)).ln())
+            .sum::<f64>()
+            / 199.0;
+        assert!((scaler.feature_mean[1] - all_mean).abs() > 1e-4);
+    }
+
+    #[test]
+    fn early_stopping_restores_the_best_epoch() {
+        // Pure noise: nothing to learn, so the validation loss soon stops improving.
+        let series = ar1_series(400, 0.0, 0.01, 21);
+        let config = LstmConfig {
+            epochs: 40,
+            patience: Some(2),
+            learning_rate: 2e-2,
+            ..small_config()
+        };
+        let mut seen = Vec::new();
+        let model = LstmPredictor::train(&series, &config, |p| seen.push(p)).unwrap();
+        let history = model.history().unwrap().clone();
+        assert_eq!(history.stop_reason, StopReason::EarlyStopped);
+        let epochs_run = history.train_loss.len();
+        assert_eq!(epochs_run, history.best_epoch + 2);
+        assert_eq!(seen.len(), epochs_run);
+        let best = history
+            .val_loss
+            .iter()
+            .cloned()
+            .fold(f64::INFINITY, f64::min);
+        assert_eq!(history.val_loss[history.best_epoch - 1], best);
+        assert_eq!(seen.last().unwrap().best_val_loss, Some(best));
+        // The kept weights are the best epoch's: recompute the validation MSE from
+        // predictions, in standardised units.
+        let predictions = model.predict_batch(&series).unwrap();
+        let close = series.close();
+        let scaler = model.scaler();
+        let samples = series.len() - 1 - config.window;
+        let first_val = samples - history.validation_samples;
+        let mse = (first_val..samples)
+            .map(|k| {
+                let t = k + config.window;
+                let predicted = scaler.scale_target((predictions[k] / close[t]).ln());
+                let actual = scaler.scale_target((close[t + 1] / close[t]).ln());
+                (predicted - actual).powi(2)
+            })
+            .sum::<f64>()
+            / history.validation_samples as f64;
+        assert!((mse - best).abs() < 1e-4 * best, "{mse} vs {best}");
+    }
+
+    #[test]
+    fn callback_can_stop_training() {
+        let series = ar1_series(200, 0.3, 0.01, 2);
+        let config = LstmConfig {
+            epochs: 10,
+            ..small_config()
+        };
+        let model = LstmPredictor::train(&series, &config, |p| {
+            if p.epoch == 2 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })
+        .unwrap();
+        let history = model.history().unwrap();
+        assert_eq!(history.stop_reason, StopReason::Interrupted);
+        assert_eq!(history.train_loss.len(), 2);
+        assert_eq!(history.val_loss.len(), 2);
+    }
+
+    #[test]
+    fn without_validation_every_epoch_runs() {
+        let series = ar1_series(150, 0.3, 0.01, 4);
+        let config = LstmConfig {
+            validation_fraction: 0.0,
+            epochs: 3,
+            ..small_config()
+        };
+        let mut val_losses = Vec::new();
+        let model = LstmPredictor::train(&series, &config, |p| val_losses.push(p.val_loss)).unwrap();
+        let history = model.history().unwrap();
+        assert_eq!(val_losses, vec![None, None, None]);
+        assert_eq!((history.best_epoch, history.validation_samples), (3, 0));
+        assert_eq!(history.train_samples, 150 - 1 - 10);
+    }
+
+    #[test]
+    fn too_little_data_is_rejected() {
+        let series = ar1_series(12, 0.0, 0.01, 1);
+        // window 10: 12 bars give one sample, two are needed with a validation part.
+        let err = LstmPredictor::train(&series, &small_config(), |_| ()).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::NotEnoughData {
+                    required: 13,
+                    actual: 12,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let no_val = LstmConfig {
+            validation_fraction: 0.0,
+            epochs: 1,
+            ..small_config()
+        };
+        LstmPredictor::train(&series, &no_val, |_| ()).unwrap();
+        let bad = LstmConfig {
+            window: 0,
+            ..small_config()
+        };
+        assert!(matches!(
+            LstmPredictor::train(&series, &bad, |_| ()).unwrap_err(),
+            Error::InvalidParameter { name: "window", .. }
+        ));
+    }
+
+    #[test]
+    fn save_and_load_round_trip() {
+        let series = ar1_series(200, 0.3, 0.01, 6);
+        let model = LstmPredictor::train(&series, &small_config(), |_| ()).unwrap();
+        let dir = temp_dir("roundtrip");
+        model.save(&dir).unwrap();
+        let loaded = LstmPredictor::load(&dir).unwrap();
+        assert_eq!(loaded.config(), model.config());
+        let (ls, ms) = (loaded.scaler(), model.scaler());
+        for (a, b) in ls.feature_mean.iter().zip(&ms.feature_mean) {
+            assert!((a - b).abs() <= 1e-15 * b.abs());
+        }
+        assert!((ls.target_scale - ms.target_scale).abs() <= 1e-15 * ms.target_scale);
+        // serde_json (without its `float_roundtrip` feature) may parse a float one unit
+        // in the last place away from the one written, hence the tolerances.
+        let (h, g) = (loaded.history().unwrap(), model.history().unwrap());
+        assert_eq!((h.best_epoch, h.stop_reason), (g.best_epoch, g.stop_reason));
+        for (a, b) in h.train_loss.iter().zip(&g.train_loss) {
+            assert!((a - b).abs() <= 1e-15 * b.abs());
+        }
+        let (a, b) = (
+            loaded.predict(&series).unwrap(),
+            model.predict(&series).unwrap(),
+        );
+        assert!((a - b).abs() <= 1e-12 * b, "{a} vs {b}");
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join(METADATA_FILE)).unwrap())
+                .unwrap();
+        assert_eq!(json["format"], FORMAT_NAME);
+        assert_eq!(json["format_version"], 1);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn loading_bad_directories_gives_typed_errors() {
+        let series = ar1_series(200, 0.3, 0.01, 6);
+        let model = LstmPredictor::train(&series, &small_config(), |_| ()).unwrap();
+        let dir = temp_dir("badload");
+        model.save(&dir).unwrap();
+        let metadata_path = dir.join(METADATA_FILE);
+        let metadata = std::fs::read_to_string(&metadata_path).unwrap();
+
+        // A config that disagrees with the weights' shapes.
+        let wider = metadata.replace("\"hidden_size\": 12", "\"hidden_size\": 13");
+        std::fs::write(&metadata_path, wider).unwrap();
+        assert!(matches!(
+            LstmPredictor::load(&dir).unwrap_err(),
+            Error::TensorShape { name, .. } if name == "lstm.weight_ih_l0"
+        ));
+
+        // An unknown format version.
+        let future = metadata.replace("\"format_version\": 1", "\"format_version\": 2");
+        std::fs::write(&metadata_path, future).unwrap();
+        let err = LstmPredictor::load(&dir).unwrap_err();
+        assert!(matches!(&err, Error::ModelFormat { message, .. } if message.contains("version 2")), "{err}");
+
+        // Broken JSON.
+        std::fs::write(&metadata_path, "{").unwrap();
+        assert!(matches!(
+            LstmPredictor::load(&dir).unwrap_err(),
+            Error::ModelFormat { .. }
+        ));
+
+        // Weights without the head's bias.
+        std::fs::write(&metadata_path, &metadata).unwrap();
+        let dict: Vec<_> = random_state_dict(5, 12, 1, 0, false)
+            .into_iter()
+            .filter(|t| t.0 != "linear.bias")
+            .collect();
+        write_safetensors(&dir.join(WEIGHTS_FILE), &dict, "F32");
+        assert!(matches!(
+            LstmPredictor::load(&dir).unwrap_err(),
+            Error::MissingTensor { name, .. } if name == "linear.bias"
+        ));
+
+        // No weights file at all.
+        std::fs::remove_file(dir.join(WEIGHTS_FILE)).unwrap();
+        assert!(matches!(
+            LstmPredictor::load(&dir).unwrap_err(),
+            Error::Io { .. }
+        ));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn a_pytorch_model_loads_as_a_predictor() {
+        // A PyTorch state dict (bare nn.LSTM names) with a hand-written model.json.
+        let (input, hidden) = (5, 6);
+        let dict = random_state_dict(input, hidden, 1, 77, true);
+        let dir = temp_dir("torchmodel");
+        write_safetensors(&dir.join(WEIGHTS_FILE), &dict, "F32");
+        let metadata = serde_json::json!({
+            "format": FORMAT_NAME,
+            "format_version": 1,
+            "config": { "window": 8, "hidden_size": hidden },
+            "scaler": {
+                "feature_mean": [0.0, 0.01, 0.0, 0.0, 0.0],
+                "feature_scale": [0.01, 0.005, 0.1, 0.01, 0.001],
+                "target_mean": 0.0005,
+                "target_scale": 0.01
+            }
+        });
+        std::fs::write(dir.join(METADATA_FILE), metadata.to_string()).unwrap();
+        let model = LstmPredictor::load(&dir).unwrap();
+        assert!(model.history().is_none());
+        let series = ar1_series(40, 0.3, 0.01, 1);
+        // Expected: the oracle on the standardised features of the last 8 bars.
+        let raw = bar_features(&series, &BarFeature::ALL).unwrap();
+        let scaler = model.scaler();
+        let window: Vec<f64> = raw
+            .rows()
+            .into_iter()
+            .skip(raw.nrows() - 8)
+            .flat_map(|row| {
+                row.iter()
+                    .enumerate()
+                    .map(|(j, x)| f64::from(((x - scaler.feature_mean[j]) / scaler.feature_scale[j]) as f32))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let output =
+            crate::ml::lstm::network::tests::oracle(&dict, &window, input, hidden, 1);
+        let last = *series.close().last().unwrap();
+        let expected = last * (0.0005 + 0.01 * output).exp();
+        let predicted = model.predict(&series).unwrap();
+        assert!((predicted - expected).abs() < 1e-5 * last, "{predicted} vs {expected}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn predictor_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<LstmPredictor>();
+    }
 }
