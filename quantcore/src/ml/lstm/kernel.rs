@@ -88,46 +88,75 @@ impl FusedLstm {
     /// The network output for one time-major window; `window.len()` is a positive
     /// multiple of the input size (checked by the caller).
     pub(crate) fn forward(&self, window: &[f32]) -> f32 {
+        self.forward_with(&mut Scratch::new(self.hidden), window)
+    }
+
+    /// As [`FusedLstm::forward`], reusing `scratch` (from [`Scratch::new`] with this
+    /// network's hidden size) across calls.
+    pub(crate) fn forward_with(&self, scratch: &mut Scratch, window: &[f32]) -> f32 {
         #[cfg(target_arch = "x86_64")]
         if self.wide {
             // SAFETY: `wide` is true only when the running CPU reported AVX2 and FMA.
-            return unsafe { forward_wide(self, window) };
+            return unsafe { forward_wide(self, scratch, window) };
         }
-        forward_body(self, window)
+        forward_body(self, scratch, window)
+    }
+}
+
+/// Working memory of one forward pass.
+#[derive(Debug, Clone)]
+pub(crate) struct Scratch {
+    gates: Vec<f32>,
+    h: Vec<f32>,
+    c: Vec<f32>,
+    /// Outputs of the previous layer and of the current one, for stacked layers.
+    previous: Vec<f32>,
+    current: Vec<f32>,
+}
+
+impl Scratch {
+    pub(crate) fn new(hidden: usize) -> Self {
+        Scratch {
+            gates: vec![0.0; 4 * hidden],
+            h: vec![0.0; hidden],
+            c: vec![0.0; hidden],
+            previous: Vec::new(),
+            current: Vec::new(),
+        }
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn forward_wide(net: &FusedLstm, window: &[f32]) -> f32 {
-    forward_body(net, window)
+fn forward_wide(net: &FusedLstm, scratch: &mut Scratch, window: &[f32]) -> f32 {
+    forward_body(net, scratch, window)
 }
 
 #[inline(always)]
-fn forward_body(net: &FusedLstm, window: &[f32]) -> f32 {
-    let hidden = net.hidden;
-    let mut gates = vec![0.0f32; 4 * hidden];
-    let mut h = vec![0.0f32; hidden];
-    let mut c = vec![0.0f32; hidden];
-    // Outputs of the previous layer and of the current one, for stacked layers.
-    let mut previous: Vec<f32> = Vec::new();
-    let mut current: Vec<f32> = Vec::new();
+fn forward_body(net: &FusedLstm, scratch: &mut Scratch, window: &[f32]) -> f32 {
+    let Scratch {
+        gates,
+        h,
+        c,
+        previous,
+        current,
+    } = scratch;
     let n_layers = net.layers.len();
     for (k, layer) in net.layers.iter().enumerate() {
         let keep_outputs = k + 1 < n_layers;
         h.fill(0.0);
         c.fill(0.0);
         current.clear();
-        let input: &[f32] = if k == 0 { window } else { &previous };
+        let input: &[f32] = if k == 0 { window } else { previous };
         for x in input.chunks_exact(layer.input_size) {
-            step(layer, x, &mut h, &mut c, &mut gates);
+            step(layer, x, h, c, gates);
             if keep_outputs {
-                current.extend_from_slice(&h);
+                current.extend_from_slice(h);
             }
         }
-        std::mem::swap(&mut previous, &mut current);
+        std::mem::swap(previous, current);
     }
-    let head: f32 = net.head_weight.iter().zip(&h).map(|(w, x)| w * x).sum();
+    let head: f32 = net.head_weight.iter().zip(h.iter()).map(|(w, x)| w * x).sum();
     head + net.head_bias
 }
 
@@ -138,25 +167,63 @@ fn step(layer: &FusedLayer, x: &[f32], h: &mut [f32], c: &mut [f32], gates: &mut
     gates.copy_from_slice(&layer.bias);
     accumulate(x, &layer.w_ih_t, gates);
     accumulate(h, &layer.w_hh_t, gates);
-    let (input_gate, rest) = gates.split_at(hidden);
-    let (forget_gate, rest) = rest.split_at(hidden);
-    let (cell_gate, output_gate) = rest.split_at(hidden);
-    for (((((h, c), &i), &f), &g), &o) in h
+    // Activations in place, each a separate branch-free loop the compiler vectorises.
+    let (input_forget, rest) = gates.split_at_mut(2 * hidden);
+    let (cell_gate, output_gate) = rest.split_at_mut(hidden);
+    for v in input_forget.iter_mut().chain(output_gate.iter_mut()) {
+        *v = sigmoid(*v);
+    }
+    for v in cell_gate.iter_mut() {
+        *v = tanh(*v);
+    }
+    let (input_gate, forget_gate) = input_forget.split_at(hidden);
+    for ((((h, c), &i), &f), (&g, &o)) in h
         .iter_mut()
         .zip(c.iter_mut())
         .zip(input_gate)
         .zip(forget_gate)
-        .zip(cell_gate)
-        .zip(output_gate)
+        .zip(cell_gate.iter().zip(output_gate.iter()))
     {
-        *c = sigmoid(f) * *c + sigmoid(i) * g.tanh();
-        *h = sigmoid(o) * c.tanh();
+        *c = f * *c + i * g;
+        *h = o * tanh(*c);
     }
+}
+
+/// `e^x` in `f32`: Cody–Waite reduction `x = k ln 2 + r`, `|r| <= ln 2 / 2`, Cephes'
+/// degree-5 polynomial for `e^r` and `2^k` built in the exponent bits. Within a few
+/// ulps of `expf` on `[-87.3, 88.3]`, clamped outside (where `expf` under- or overflows
+/// anyway). Branch-free, unlike a call into libm, so loops over it vectorise; the
+/// libm calls (about 10,000 per window) were most of the single-window time.
+#[inline(always)]
+fn exp(x: f32) -> f32 {
+    const LOG2_E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    // 1.5 * 2^23: adding and subtracting it rounds to the nearest integer.
+    const ROUND: f32 = 12_582_912.0;
+    let x = x.clamp(-87.3, 88.3);
+    let k = (x * LOG2_E + ROUND) - ROUND;
+    let r = x - k * LN2_HI - k * LN2_LO;
+    let p = 1.987_569_1e-4_f32;
+    let p = p * r + 1.398_2e-3;
+    let p = p * r + 8.333_452e-3;
+    let p = p * r + 4.166_579_6e-2;
+    let p = p * r + 1.666_666_5e-1;
+    let p = p * r + 5.000_000_1e-1;
+    let e_r = p * r * r + r + 1.0;
+    // k is in [-126, 127], so k + 127 is a normal exponent.
+    e_r * f32::from_bits(((k as i32 + 127) << 23) as u32)
 }
 
 #[inline(always)]
 fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + (-x).exp())
+    1.0 / (1.0 + exp(-x))
+}
+
+/// `tanh x = 1 - 2 / (e^(2x) + 1)`: exact at both tails, absolute error ~1e-7 near 0.
+#[inline(always)]
+fn tanh(x: f32) -> f32 {
+    1.0 - 2.0 / (exp(2.0 * x) + 1.0)
 }
 
 /// `out += sum_k coefficients[k] * matrix[k, ..]` for a row-major `matrix` with
@@ -202,6 +269,31 @@ mod tests {
                     .sum::<f32>();
             assert!((got - expected).abs() < 1e-5, "column {col}");
         }
+    }
+
+    #[test]
+    fn activations_match_f64_references() {
+        let mut worst_exp: f64 = 0.0;
+        let mut worst_sigmoid: f64 = 0.0;
+        let mut worst_tanh: f64 = 0.0;
+        for i in 0..=400_000 {
+            let x = -87.0 + 175.0 * f64::from(i) / 400_000.0;
+            let xf = x as f32;
+            let xd = f64::from(xf);
+            let relative = (f64::from(exp(xf)) - xd.exp()).abs() / xd.exp();
+            worst_exp = worst_exp.max(relative);
+            let sig = 1.0 / (1.0 + (-xd).exp());
+            worst_sigmoid = worst_sigmoid.max((f64::from(sigmoid(xf)) - sig).abs());
+            worst_tanh = worst_tanh.max((f64::from(tanh(xf)) - xd.tanh()).abs());
+        }
+        assert!(worst_exp < 5e-7, "exp {worst_exp}");
+        assert!(worst_sigmoid < 2e-7, "sigmoid {worst_sigmoid}");
+        assert!(worst_tanh < 3e-7, "tanh {worst_tanh}");
+        // Tails: saturate, never NaN or infinite.
+        assert_eq!(sigmoid(-1e4), sigmoid(-1e4).max(0.0));
+        assert!(sigmoid(-1e4) < 1e-37 && sigmoid(1e4) == 1.0);
+        assert_eq!((tanh(-1e4), tanh(1e4)), (-1.0, 1.0));
+        assert!(exp(1e4).is_finite() && exp(-1e4) > 0.0);
     }
 
     #[test]

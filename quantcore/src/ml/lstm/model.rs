@@ -26,10 +26,6 @@ pub const FORMAT_NAME: &str = "quantcore.lstm";
 /// The metadata format version this build writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
 
-/// Windows per candle tensor in [`LstmPredictor::predict_batch`] (bounds memory on long
-/// series: 4096 x 30 x 5 `f32` is 2.4 MB).
-const PREDICT_CHUNK: usize = 4096;
-
 /// What the progress callback of [`LstmPredictor::train`] sees after each epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct EpochProgress {
@@ -164,7 +160,7 @@ struct Samples {
 /// assert!(next_close > 90.0 && next_close < 110.0);
 /// let all = model.predict_batch(&series)?; // one prediction per bar from bar 10 on
 /// assert_eq!(all.len(), n - 10);
-/// assert!((all[all.len() - 1] - next_close).abs() < 1e-3);
+/// assert_eq!(all[all.len() - 1], next_close);
 /// # Ok::<(), quantcore::Error>(())
 /// ```
 #[derive(Debug, Clone)]
@@ -213,7 +209,7 @@ impl LstmPredictor {
         let mut order: Vec<usize> = (0..samples.train).collect();
         let mut batch_inputs = Vec::with_capacity(config.batch_size * row);
         let mut batch_targets = Vec::with_capacity(config.batch_size);
-        let validation: Vec<usize> = (samples.train..samples.targets.len()).collect();
+        let validation_samples = samples.targets.len() - samples.train;
 
         let mut history = TrainingHistory {
             train_loss: Vec::new(),
@@ -221,7 +217,7 @@ impl LstmPredictor {
             best_epoch: 0,
             stop_reason: StopReason::Completed,
             train_samples: samples.train,
-            validation_samples: validation.len(),
+            validation_samples,
         };
         let mut best: Option<(f64, Vec<Tensor>)> = None;
         for epoch in 1..=config.epochs {
@@ -261,11 +257,11 @@ impl LstmPredictor {
                 });
             }
             history.train_loss.push(train_loss);
-            let val_loss = if validation.is_empty() {
+            let val_loss = if validation_samples == 0 {
                 history.best_epoch = epoch;
                 None
             } else {
-                let loss = evaluate(&network, &samples, config, &validation)?;
+                let loss = evaluate(&mut network, &samples, config)?;
                 if !loss.is_finite() {
                     return Err(Error::TrainingDiverged { epoch, loss });
                 }
@@ -366,13 +362,13 @@ impl LstmPredictor {
 
     /// Predicted next closes for every bar that has `window` bars of history: element
     /// `i` is the prediction made at the close of bar `window + i` for bar
-    /// `window + i + 1`, so the last element is [`LstmPredictor::predict`]'s (up to
-    /// `f32` rounding, ~1e-6 relative: this path runs candle's batched kernels). The
-    /// windows go through the network as candle tensor batches of up to 4096.
+    /// `window + i + 1`, so the last element is [`LstmPredictor::predict`]'s. The
+    /// windows run through [`LstmNetwork::forward_sliding`] (the fused pass, in
+    /// parallel, windows read in place), so each element equals `predict` on the
+    /// series cut after its bar, bit for bit.
     ///
     /// # Errors
-    /// [`Error::NotEnoughData`] when the series has fewer than `window + 1` bars;
-    /// [`Error::Backend`] if candle fails.
+    /// [`Error::NotEnoughData`] when the series has fewer than `window + 1` bars.
     pub fn predict_batch(&self, series: &BarSeries) -> Result<Vec<f64>> {
         let window = self.config.window;
         if series.len() < window + 1 {
@@ -383,23 +379,13 @@ impl LstmPredictor {
             });
         }
         let features = scaled_features(series, &self.config, &self.scaler)?;
-        let width = self.config.input_size();
-        let count = series.len() - window;
-        let row = window * width;
-        let mut predictions = Vec::with_capacity(count);
-        let mut batch = Vec::with_capacity(PREDICT_CHUNK.min(count) * row);
-        for start in (0..count).step_by(PREDICT_CHUNK) {
-            let end = (start + PREDICT_CHUNK).min(count);
-            batch.clear();
-            for k in start..end {
-                batch.extend_from_slice(&features[k * width..k * width + row]);
-            }
-            let outputs = self.network.forward_batch(&batch, end - start)?;
-            for (k, output) in (start..end).zip(outputs) {
-                predictions.push(self.to_price(output, series.close()[k + window]));
-            }
-        }
-        Ok(predictions)
+        let outputs = self.network.forward_sliding(&features, window)?;
+        let close = series.close();
+        Ok(outputs
+            .into_iter()
+            .enumerate()
+            .map(|(k, output)| self.to_price(output, close[k + window]))
+            .collect())
     }
 
     /// The price for a network output, from the close it is relative to.
@@ -608,26 +594,22 @@ fn gather(
     }
 }
 
-/// Mean squared error (standardised units) of the network on `indices`.
-fn evaluate(
-    network: &LstmNetwork,
-    samples: &Samples,
-    config: &LstmConfig,
-    indices: &[usize],
-) -> Result<f64> {
-    let mut inputs = Vec::new();
-    let mut targets = Vec::new();
-    let mut sum = 0.0;
-    for chunk in indices.chunks(PREDICT_CHUNK) {
-        gather(samples, config, chunk, &mut inputs, &mut targets);
-        let outputs = network.forward_batch(&inputs, chunk.len())?;
-        sum += outputs
-            .iter()
-            .zip(&targets)
-            .map(|(o, t)| (f64::from(*o) - f64::from(*t)).powi(2))
-            .sum::<f64>();
-    }
-    Ok(sum / indices.len() as f64)
+/// Mean squared error (standardised units) of the network on the validation samples
+/// (from `samples.train` on), by the fused pass (the network's copies are refreshed
+/// first: training changed the variables).
+fn evaluate(network: &mut LstmNetwork, samples: &Samples, config: &LstmConfig) -> Result<f64> {
+    network.refresh_fused()?;
+    let width = config.input_size();
+    let first = samples.train;
+    let last = samples.targets.len() - 1;
+    let rows = &samples.features[first * width..(last + config.window) * width];
+    let outputs = network.forward_sliding(rows, config.window)?;
+    let sum: f64 = outputs
+        .iter()
+        .zip(&samples.targets[first..])
+        .map(|(o, t)| (f64::from(*o) - f64::from(*t)).powi(2))
+        .sum();
+    Ok(sum / outputs.len() as f64)
 }
 
 #[cfg(test)]
@@ -755,7 +737,7 @@ mod tests {
         for i in [0, 57, all.len() - 1] {
             let prefix = series.slice(0..window + i + 1);
             let one = model.predict(&prefix).unwrap();
-            assert!((one - all[i]).abs() / one < 1e-6, "{i}: {one} vs {}", all[i]);
+            assert_eq!(one.to_bits(), all[i].to_bits(), "{i}: {one} vs {}", all[i]);
         }
         // Only the last window + 1 bars matter.
         let tail = series.slice(series.len() - window - 1..series.len());
