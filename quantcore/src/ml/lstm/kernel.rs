@@ -167,25 +167,33 @@ fn step(layer: &FusedLayer, x: &[f32], h: &mut [f32], c: &mut [f32], gates: &mut
     gates.copy_from_slice(&layer.bias);
     accumulate(x, &layer.w_ih_t, gates);
     accumulate(h, &layer.w_hh_t, gates);
-    // Activations in place, each a separate branch-free loop the compiler vectorises.
+    // Activations in place, each a separate branch-free loop over plain slices so the
+    // compiler vectorises it (chained or six-way zipped iterators defeat it).
     let (input_forget, rest) = gates.split_at_mut(2 * hidden);
     let (cell_gate, output_gate) = rest.split_at_mut(hidden);
-    for v in input_forget.iter_mut().chain(output_gate.iter_mut()) {
+    for v in input_forget.iter_mut() {
+        *v = sigmoid(*v);
+    }
+    for v in output_gate.iter_mut() {
         *v = sigmoid(*v);
     }
     for v in cell_gate.iter_mut() {
         *v = tanh(*v);
     }
     let (input_gate, forget_gate) = input_forget.split_at(hidden);
-    for ((((h, c), &i), &f), (&g, &o)) in h
+    for ((c, &i), (&f, &g)) in c
         .iter_mut()
-        .zip(c.iter_mut())
         .zip(input_gate)
-        .zip(forget_gate)
-        .zip(cell_gate.iter().zip(output_gate.iter()))
+        .zip(forget_gate.iter().zip(cell_gate.iter()))
     {
         *c = f * *c + i * g;
-        *h = o * tanh(*c);
+    }
+    // The cell-gate values are spent: reuse their slots for tanh(c).
+    for (t, &c) in cell_gate.iter_mut().zip(c.iter()) {
+        *t = tanh(c);
+    }
+    for ((h, &o), &t) in h.iter_mut().zip(output_gate.iter()).zip(cell_gate.iter()) {
+        *h = o * t;
     }
 }
 
@@ -216,13 +224,13 @@ fn exp(x: f32) -> f32 {
 }
 
 #[inline(always)]
-fn sigmoid(x: f32) -> f32 {
+pub(crate) fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + exp(-x))
 }
 
 /// `tanh x = 1 - 2 / (e^(2x) + 1)`: exact at both tails, absolute error ~1e-7 near 0.
 #[inline(always)]
-fn tanh(x: f32) -> f32 {
+pub(crate) fn tanh(x: f32) -> f32 {
     1.0 - 2.0 / (exp(2.0 * x) + 1.0)
 }
 

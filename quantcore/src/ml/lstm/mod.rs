@@ -29,6 +29,7 @@
 //! `state_dict` with `safetensors.torch.save_file` as `model.safetensors` and writing
 //! the JSON with the config and the scaler statistics used in Python.
 
+mod cell;
 mod config;
 mod kernel;
 mod model;

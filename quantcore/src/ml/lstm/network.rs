@@ -50,11 +50,13 @@
 //! typed error naming the tensor.
 //!
 //! # Two forward passes
-//! [`LstmNetwork::forward_batch`] and training run on candle tensors (autograd,
-//! batched matrix products). The input projection `W_ih x_t + b_ih + b_hh` of all time
-//! steps is one matrix product before the time loop, which leaves three tensor
-//! operations fewer per step than candle-nn's `LSTM::step`; that is why this module
-//! holds its own layer instead of stacking candle-nn's.
+//! Training and [`LstmNetwork::forward_batch`] run on candle tensors (autograd,
+//! batched matrix products): per step two matrix products, then the bias and the
+//! pointwise gate work as two fused custom operations with hand-written gradients
+//! (`cell.rs`: `c` and `h`). That is why this module holds its own layer instead of
+//! stacking candle-nn's `LSTM`, whose step slices the gates and applies each
+//! activation as a separate tensor operation, each slice costing a zero-padded
+//! full-width tensor in the backward pass.
 //!
 //! [`LstmNetwork::forward_window`] and [`LstmNetwork::forward_sliding`] serve
 //! prediction. At batch size 1 the per-operation overhead of a tensor library
@@ -77,6 +79,7 @@ use candle_core::{DType, Device, Tensor, Var};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use super::cell::{CellState, HiddenState};
 use super::kernel::{FusedLstm, Scratch};
 use crate::error::{Error, Result};
 
@@ -86,12 +89,6 @@ pub(crate) fn backend(operation: &'static str) -> impl FnOnce(candle_core::Error
         operation,
         message: err.to_string(),
     }
-}
-
-/// `tanh x = 2 sigmoid(2x) - 1` on candle: candle's own `tanh` runs libm per element
-/// and measured ten times slower than its sigmoid kernel, which dominated training.
-fn tanh(x: &Tensor) -> candle_core::Result<Tensor> {
-    candle_nn::ops::sigmoid(&x.affine(2.0, 0.0)?)?.affine(2.0, -1.0)
 }
 
 /// The four tensors of one LSTM layer, as candle variables (trainable).
@@ -484,53 +481,54 @@ impl LstmNetwork {
         };
         let hidden = self.hidden_size;
         let (batch, steps, _) = inputs.dims3()?;
-        // Time-major from here on: each step reads one contiguous (batch, width) block.
-        let mut sequence = inputs.transpose(0, 1)?.contiguous()?;
+        // Time-major, one contiguous (batch, width) tensor per step. The inputs carry no
+        // gradient, so these views cost nothing in the backward pass; later layers read
+        // the previous layer's step outputs directly, never a slice of a stacked tensor
+        // (whose backward would build a zero-padded copy per step).
+        let time_major = inputs.transpose(0, 1)?.contiguous()?;
+        let mut sequence = (0..steps)
+            .map(|t| time_major.get(t))
+            .collect::<candle_core::Result<Vec<_>>>()?;
         let mut last_h = None;
         for (k, layer) in layers.iter().enumerate() {
             let is_last = k + 1 == layers.len();
-            let width = sequence.dim(2)?;
             let bias = (&layer.bias_ih + &layer.bias_hh)?;
-            let projected = sequence
-                .reshape((steps * batch, width))?
-                .matmul(&layer.weight_ih.t()?)?
-                .broadcast_add(&bias)?
-                .reshape((steps, batch, 4 * hidden))?;
+            let w_ih_t = layer.weight_ih.t()?;
             let w_hh_t = layer.weight_hh.t()?;
-            let mut h = Tensor::zeros((batch, hidden), DType::F32, inputs.device())?;
-            let mut c = h.clone();
+            let mut h: Option<Tensor> = None;
+            let mut c = Tensor::zeros((batch, hidden), DType::F32, inputs.device())?;
             let mut outputs = Vec::with_capacity(if is_last { 0 } else { steps });
-            for step in 0..steps {
-                let gates = (projected.get(step)? + h.matmul(&w_hh_t)?)?;
-                let sig = candle_nn::ops::sigmoid(&gates)?;
-                let input_gate = sig.narrow(1, 0, hidden)?;
-                let forget_gate = sig.narrow(1, hidden, hidden)?;
-                let cell_gate = tanh(&gates.narrow(1, 2 * hidden, hidden)?)?;
-                let output_gate = sig.narrow(1, 3 * hidden, hidden)?;
-                c = ((forget_gate * &c)? + (input_gate * cell_gate)?)?;
-                h = (output_gate * tanh(&c)?)?;
-                if !is_last {
-                    outputs.push(h.clone());
+            for x in &sequence {
+                // The bias is added inside the fused operations.
+                let mut gates = x.matmul(&w_ih_t)?;
+                if let Some(h) = &h {
+                    gates = (gates + h.matmul(&w_hh_t)?)?;
                 }
+                c = gates.apply_op3(&c, &bias, CellState { hidden })?;
+                let next = gates.apply_op3(&c, &bias, HiddenState { hidden })?;
+                if !is_last {
+                    outputs.push(match training.as_mut() {
+                        Some(Training { rng, dropout }) if *dropout > 0.0 => {
+                            let keep = 1.0 - *dropout;
+                            let scale = (1.0 / keep) as f32;
+                            let mask: Vec<f32> = (0..batch * hidden)
+                                .map(|_| if rng.r#gen::<f64>() < keep { scale } else { 0.0 })
+                                .collect();
+                            let mask = Tensor::from_vec(mask, (batch, hidden), inputs.device())?;
+                            (&next * mask)?
+                        }
+                        _ => next.clone(),
+                    });
+                }
+                h = Some(next);
             }
             if is_last {
-                last_h = Some(h);
+                last_h = h;
             } else {
-                sequence = Tensor::stack(&outputs, 0)?;
-                if let Some(Training { rng, dropout }) = training.as_mut()
-                    && *dropout > 0.0
-                {
-                    let keep = 1.0 - *dropout;
-                    let scale = (1.0 / keep) as f32;
-                    let mask: Vec<f32> = (0..sequence.elem_count())
-                        .map(|_| if rng.r#gen::<f64>() < keep { scale } else { 0.0 })
-                        .collect();
-                    let mask = Tensor::from_vec(mask, sequence.dims(), sequence.device())?;
-                    sequence = (sequence * mask)?;
-                }
+                sequence = outputs;
             }
         }
-        let last_h = last_h.expect("at least one layer (checked at construction)");
+        let last_h = last_h.expect("at least one layer and one step (checked by callers)");
         last_h
             .matmul(&head_weight.t()?)?
             .broadcast_add(&head_bias)?
@@ -813,6 +811,72 @@ pub(crate) mod tests {
             assert!(worst < 1e-5, "case {case}: {worst}");
         }
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn gradients_match_finite_differences_of_the_oracle() {
+        // Two layers so that gradients flow through both fused operations, across
+        // steps and across layers; the loss is the batch mean squared error.
+        let (input, hidden, layers, steps, batch) = (3, 4, 2, 5, 3);
+        let dict = random_state_dict(input, hidden, layers, 31, false);
+        let tensors = dict
+            .iter()
+            .map(|(name, shape, values)| {
+                let values: Vec<f32> = values.iter().map(|&v| v as f32).collect();
+                let t = Tensor::from_vec(values, shape.as_slice(), &Device::Cpu).unwrap();
+                (name.clone(), t)
+            })
+            .collect();
+        let net = LstmNetwork::from_named(input, hidden, layers, tensors).unwrap();
+        let windows = random_windows(batch, steps, input, 4);
+        let targets = [0.3, -0.2, 0.1];
+        let loss_of = |dict: &[NamedValues]| -> f64 {
+            (0..batch)
+                .map(|b| {
+                    let w = &windows[b * steps * input..(b + 1) * steps * input];
+                    (oracle(dict, w, input, hidden, layers) - targets[b]).powi(2)
+                })
+                .sum::<f64>()
+                / batch as f64
+        };
+
+        let x: Vec<f32> = windows.iter().map(|&v| v as f32).collect();
+        let x = Tensor::from_vec(x, (batch, steps, input), &Device::Cpu).unwrap();
+        let y: Vec<f32> = targets.iter().map(|&v| v as f32).collect();
+        let y = Tensor::from_vec(y, batch, &Device::Cpu).unwrap();
+        let mut rng = StdRng::seed_from_u64(0);
+        let training = Training {
+            rng: &mut rng,
+            dropout: 0.0,
+        };
+        let out = net.forward_tensor(&x, Some(training)).unwrap();
+        let loss = candle_nn::loss::mse(&out, &y).unwrap();
+        let grads = loss.backward().unwrap();
+
+        let eps = 1e-5;
+        let mut checked = 0;
+        for (t, var) in net.vars().iter().enumerate() {
+            let grad = grads
+                .get(var)
+                .unwrap_or_else(|| panic!("no gradient for {}", dict[t].0));
+            let grad = grad.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            for (e, &g) in grad.iter().enumerate() {
+                let mut plus = dict.clone();
+                plus[t].2[e] += eps;
+                let mut minus = dict.clone();
+                minus[t].2[e] -= eps;
+                let numeric = (loss_of(&plus) - loss_of(&minus)) / (2.0 * eps);
+                let error = (f64::from(g) - numeric).abs();
+                assert!(
+                    error < 1e-4 + 1e-3 * numeric.abs(),
+                    "{}[{e}]: candle {g}, finite difference {numeric}",
+                    dict[t].0
+                );
+                checked += 1;
+            }
+        }
+        // 16x3 + 16x4 + 16 + 16, 16x4 + 16x4 + 16 + 16, 4 + 1
+        assert_eq!(checked, 144 + 160 + 5);
     }
 
     #[test]
