@@ -68,6 +68,25 @@ fn check_shapes(
     Ok(batch)
 }
 
+/// The four gate blocks `[i | f | g | o]` of one `4H` row, each exactly `h` long (so
+/// that indexed loops over `0..h` need no bounds checks and vectorise).
+#[inline(always)]
+fn blocks(row: &[f32], h: usize) -> [&[f32]; 4] {
+    let (i, rest) = row.split_at(h);
+    let (f, rest) = rest.split_at(h);
+    let (g, o) = rest.split_at(h);
+    [i, f, g, &o[..h]]
+}
+
+/// As [`blocks`], mutable.
+#[inline(always)]
+fn blocks_mut(row: &mut [f32], h: usize) -> [&mut [f32]; 4] {
+    let (i, rest) = row.split_at_mut(h);
+    let (f, rest) = rest.split_at_mut(h);
+    let (g, o) = rest.split_at_mut(h);
+    [i, f, g, &mut o[..h]]
+}
+
 /// Gradient of the bias: `d_gates` summed over the batch rows.
 fn column_sums(d_gates: &[f32], width: usize) -> Vec<f32> {
     let mut sums = vec![0.0f32; width];
@@ -101,15 +120,17 @@ impl CustomOp3 for CellState {
             contiguous_f32(s3, l3)?,
         );
         let mut out = vec![0.0f32; batch * h];
+        let [bi, bf, bg, _] = blocks(b, h);
         for ((out, xw), c_prev) in out
             .chunks_exact_mut(h)
             .zip(xw.chunks_exact(4 * h))
             .zip(c_prev.chunks_exact(h))
         {
+            let [xi, xf, xg, _] = blocks(xw, h);
             for j in 0..h {
-                let i = sigmoid(xw[j] + b[j]);
-                let f = sigmoid(xw[h + j] + b[h + j]);
-                let g = tanh(xw[2 * h + j] + b[2 * h + j]);
+                let i = sigmoid(xi[j] + bi[j]);
+                let f = sigmoid(xf[j] + bf[j]);
+                let g = tanh(xg[j] + bg[j]);
                 out[j] = f * c_prev[j] + i * g;
             }
         }
@@ -133,19 +154,22 @@ impl CustomOp3 for CellState {
         );
         let mut d_gates = vec![0.0f32; xw_v.len()];
         let mut d_c_prev = vec![0.0f32; d.len()];
+        let [bi, bf, bg, _] = blocks(&b, h);
         for (((da, xw), (dc_prev, c_prev)), d) in d_gates
             .chunks_exact_mut(4 * h)
             .zip(xw_v.chunks_exact(4 * h))
             .zip(d_c_prev.chunks_exact_mut(h).zip(c_prev_v.chunks_exact(h)))
             .zip(d.chunks_exact(h))
         {
+            let [xi, xf, xg, _] = blocks(xw, h);
+            let [dai, daf, dag, _] = blocks_mut(da, h);
             for j in 0..h {
-                let i = sigmoid(xw[j] + b[j]);
-                let f = sigmoid(xw[h + j] + b[h + j]);
-                let g = tanh(xw[2 * h + j] + b[2 * h + j]);
-                da[j] = d[j] * g * i * (1.0 - i);
-                da[h + j] = d[j] * c_prev[j] * f * (1.0 - f);
-                da[2 * h + j] = d[j] * i * (1.0 - g * g);
+                let i = sigmoid(xi[j] + bi[j]);
+                let f = sigmoid(xf[j] + bf[j]);
+                let g = tanh(xg[j] + bg[j]);
+                dai[j] = d[j] * g * i * (1.0 - i);
+                daf[j] = d[j] * c_prev[j] * f * (1.0 - f);
+                dag[j] = d[j] * i * (1.0 - g * g);
                 dc_prev[j] = d[j] * f;
             }
         }
@@ -180,13 +204,15 @@ impl CustomOp3 for HiddenState {
             contiguous_f32(s3, l3)?,
         );
         let mut out = vec![0.0f32; batch * h];
+        let [_, _, _, bo] = blocks(b, h);
         for ((out, xw), c) in out
             .chunks_exact_mut(h)
             .zip(xw.chunks_exact(4 * h))
             .zip(c.chunks_exact(h))
         {
+            let [_, _, _, xo] = blocks(xw, h);
             for j in 0..h {
-                out[j] = sigmoid(xw[3 * h + j] + b[3 * h + j]) * tanh(c[j]);
+                out[j] = sigmoid(xo[j] + bo[j]) * tanh(c[j]);
             }
         }
         Ok((CpuStorage::F32(out), Shape::from((batch, h))))
@@ -202,6 +228,7 @@ impl CustomOp3 for HiddenState {
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let h = self.hidden;
         let (xw_v, c_v, b, d) = (values(xw)?, values(c)?, values(bias)?, values(grad)?);
+        let [_, _, _, bo] = blocks(&b, h);
         let mut d_gates = vec![0.0f32; xw_v.len()];
         let mut d_c = vec![0.0f32; d.len()];
         for (((da, xw), (dc, c)), d) in d_gates
@@ -210,10 +237,12 @@ impl CustomOp3 for HiddenState {
             .zip(d_c.chunks_exact_mut(h).zip(c_v.chunks_exact(h)))
             .zip(d.chunks_exact(h))
         {
+            let [_, _, _, xo] = blocks(xw, h);
+            let [_, _, _, dao] = blocks_mut(da, h);
             for j in 0..h {
-                let o = sigmoid(xw[3 * h + j] + b[3 * h + j]);
+                let o = sigmoid(xo[j] + bo[j]);
                 let tc = tanh(c[j]);
-                da[3 * h + j] = d[j] * tc * o * (1.0 - o);
+                dao[j] = d[j] * tc * o * (1.0 - o);
                 dc[j] = d[j] * o * (1.0 - tc * tc);
             }
         }

@@ -210,7 +210,8 @@ fn exp(x: f32) -> f32 {
     // 1.5 * 2^23: adding and subtracting it rounds to the nearest integer.
     const ROUND: f32 = 12_582_912.0;
     let x = x.clamp(-87.3, 88.3);
-    let k = (x * LOG2_E + ROUND) - ROUND;
+    let shifted = x * LOG2_E + ROUND;
+    let k = shifted - ROUND;
     let r = x - k * LN2_HI - k * LN2_LO;
     let p = 1.987_569_1e-4_f32;
     let p = p * r + 1.398_2e-3;
@@ -219,8 +220,12 @@ fn exp(x: f32) -> f32 {
     let p = p * r + 1.666_666_5e-1;
     let p = p * r + 5.000_000_1e-1;
     let e_r = p * r * r + r + 1.0;
-    // k is in [-126, 127], so k + 127 is a normal exponent.
-    e_r * f32::from_bits(((k as i32 + 127) << 23) as u32)
+    // `shifted` is 1.5 * 2^23 + k exactly, so its bits are those of 1.5 * 2^23 plus k:
+    // integer k without a float-to-int conversion (whose saturating checks stop the
+    // loop from vectorising). k is in [-126, 127], so k + 127 is a normal exponent. A
+    // NaN input stays NaN through `e_r`.
+    let k_bits = shifted.to_bits().wrapping_sub(ROUND.to_bits());
+    e_r * f32::from_bits(k_bits.wrapping_add(127) << 23)
 }
 
 #[inline(always)]
@@ -302,6 +307,9 @@ mod tests {
         assert!(sigmoid(-1e4) < 1e-37 && sigmoid(1e4) == 1.0);
         assert_eq!((tanh(-1e4), tanh(1e4)), (-1.0, 1.0));
         assert!(exp(1e4).is_finite() && exp(-1e4) > 0.0);
+        assert!(exp(f32::NAN).is_nan() && sigmoid(f32::NAN).is_nan());
+        assert_eq!(exp(0.0), 1.0);
+        assert_eq!(exp(-0.5 * std::f32::consts::LN_2 * 2.0), 0.5);
     }
 
     #[test]
