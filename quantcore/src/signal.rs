@@ -467,7 +467,10 @@ mod tests {
     fn confidence_stays_in_unit_interval() {
         let g = default_generator();
         for (predicted, vol) in [(1e6, 1e-9), (100.0 + 1e-12, 10.0), (1e-6, 1e-3)] {
-            let c = g.generate(&prediction(predicted), 100.0, vol).unwrap().confidence;
+            let c = g
+                .generate(&prediction(predicted), 100.0, vol)
+                .unwrap()
+                .confidence;
             assert!((0.0..=1.0).contains(&c), "{c}");
         }
         let huge = g.generate(&prediction(1e6), 100.0, 1e-9).unwrap();

@@ -156,7 +156,12 @@ fn forward_body(net: &FusedLstm, scratch: &mut Scratch, window: &[f32]) -> f32 {
         }
         std::mem::swap(previous, current);
     }
-    let head: f32 = net.head_weight.iter().zip(h.iter()).map(|(w, x)| w * x).sum();
+    let head: f32 = net
+        .head_weight
+        .iter()
+        .zip(h.iter())
+        .map(|(w, x)| w * x)
+        .sum();
     head + net.head_bias
 }
 
@@ -218,7 +223,7 @@ fn exp(x: f32) -> f32 {
     let p = p * r + 8.333_452e-3;
     let p = p * r + 4.166_579_6e-2;
     let p = p * r + 1.666_666_5e-1;
-    let p = p * r + 5.000_000_1e-1;
+    let p = p * r + 0.5;
     let e_r = p * r * r + r + 1.0;
     // `shifted` is 1.5 * 2^23 + k exactly, so its bits are those of 1.5 * 2^23 plus k:
     // integer k without a float-to-int conversion (whose saturating checks stop the
@@ -257,7 +262,10 @@ fn accumulate(coefficients: &[f32], matrix: &[f32], out: &mut [f32]) {
         }
     }
     let tail = &coefficients[4 * blocks..];
-    for (&a, row) in tail.iter().zip(matrix[4 * blocks * width..].chunks_exact(width)) {
+    for (&a, row) in tail
+        .iter()
+        .zip(matrix[4 * blocks * width..].chunks_exact(width))
+    {
         for (o, &w) in out.iter_mut().zip(row) {
             *o += a * w;
         }

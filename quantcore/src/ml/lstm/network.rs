@@ -512,7 +512,13 @@ impl LstmNetwork {
                             let keep = 1.0 - *dropout;
                             let scale = (1.0 / keep) as f32;
                             let mask: Vec<f32> = (0..batch * hidden)
-                                .map(|_| if rng.r#gen::<f64>() < keep { scale } else { 0.0 })
+                                .map(|_| {
+                                    if rng.r#gen::<f64>() < keep {
+                                        scale
+                                    } else {
+                                        0.0
+                                    }
+                                })
                                 .collect();
                             let mask = Tensor::from_vec(mask, (batch, hidden), inputs.device())?;
                             (&next * mask)?
@@ -544,7 +550,7 @@ impl LstmNetwork {
     /// positive multiple of `batch * input_size`; [`Error::Backend`] if candle fails.
     pub fn forward_batch(&self, windows: &[f32], batch: usize) -> Result<Vec<f32>> {
         let row = batch * self.input_size;
-        if batch == 0 || windows.is_empty() || windows.len() % row != 0 {
+        if batch == 0 || windows.is_empty() || !windows.len().is_multiple_of(row) {
             return Err(Error::invalid_parameter(
                 "windows",
                 windows.len(),
@@ -584,7 +590,7 @@ impl LstmNetwork {
         if steps == 0 {
             return Err(Error::invalid_parameter("steps", 0, "must be at least 1"));
         }
-        if rows.len() % self.input_size != 0 {
+        if !rows.len().is_multiple_of(self.input_size) {
             return Err(Error::invalid_parameter(
                 "rows",
                 rows.len(),
@@ -621,7 +627,7 @@ impl LstmNetwork {
     /// [`Error::InvalidParameter`] when `window.len()` is not a positive multiple of
     /// `input_size`.
     pub fn forward_window(&self, window: &[f32]) -> Result<f32> {
-        if window.is_empty() || window.len() % self.input_size != 0 {
+        if window.is_empty() || !window.len().is_multiple_of(self.input_size) {
             return Err(Error::invalid_parameter(
                 "window",
                 window.len(),
@@ -798,11 +804,11 @@ pub(crate) mod tests {
             let windows_f32: Vec<f32> = windows.iter().map(|&v| v as f32).collect();
             let batched = net.forward_batch(&windows_f32, batch).unwrap();
             let mut worst: f64 = 0.0;
-            for b in 0..batch {
+            for (b, &candle) in batched.iter().enumerate() {
                 let range = b * steps * input..(b + 1) * steps * input;
                 let expected = oracle(&dict, &windows[range.clone()], input, hidden, layers);
                 let fused = f64::from(net.forward_window(&windows_f32[range]).unwrap());
-                let candle = f64::from(batched[b]);
+                let candle = f64::from(candle);
                 worst = worst
                     .max((fused - expected).abs())
                     .max((candle - expected).abs());
@@ -903,7 +909,11 @@ pub(crate) mod tests {
         assert!(net.forward_sliding(&data[..7], 1).is_err());
         assert!(matches!(
             net.forward_sliding(&data[..8], 3).unwrap_err(),
-            Error::NotEnoughData { required: 3, actual: 2, .. }
+            Error::NotEnoughData {
+                required: 3,
+                actual: 2,
+                ..
+            }
         ));
     }
 
