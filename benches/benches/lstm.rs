@@ -5,7 +5,11 @@
 //!   path of the service's ml role: the 30 feature rows of the last 31 bars,
 //!   standardisation and the fused `f32` forward pass (target under 50 µs);
 //! - `lstm_predict/batch`: [`LstmPredictor::predict_batch`] over 256 windows (a
-//!   series of 286 bars), features and one candle tensor batch;
+//!   series of 286 bars): features, then the fused pass over the overlapping windows
+//!   in parallel on rayon's pool;
+//! - `lstm_predict/candle_batch`: the same 256 windows (already standardised and
+//!   copied, `f32`) as one candle tensor batch through
+//!   [`LstmNetwork::forward_batch`], for comparison with the fused path;
 //! - `lstm_train/epoch`: one training epoch over 10,000 windows in batches of 64
 //!   (AdamW, no validation part), including the feature preparation and the seeded
 //!   initialisation, which are small next to the 157 optimizer steps.
@@ -84,6 +88,21 @@ fn predict(c: &mut Criterion) {
                     .expect("enough bars");
                 assert_eq!(out.len(), batch);
                 out
+            })
+        },
+    );
+    let window_values: Vec<f32> = (0..batch * config.window * config.input_size())
+        .map(|i| ((i % 17) as f32 - 8.0) * 0.1)
+        .collect();
+    group.bench_with_input(
+        BenchmarkId::new("candle_batch", format!("windows={batch},{shape}")),
+        &window_values,
+        |b, values| {
+            b.iter(|| {
+                predictor
+                    .network()
+                    .forward_batch(black_box(values), batch)
+                    .expect("valid shape")
             })
         },
     );

@@ -11,8 +11,8 @@
 //! ([`features::windows`](crate::features::windows)) and converts it into a price:
 //! `predicted_close = close[t] * exp(log_return)`. See [`LstmPredictor`] for the
 //! training procedure and [`network`] for the equations, the accepted tensor names of a
-//! PyTorch `state_dict` and the two forward passes (candle batches for training and
-//! batch prediction, a fused `f32` loop for single windows).
+//! PyTorch `state_dict` and the two forward passes (candle tensors with autograd for
+//! training, a fused `f32` loop for prediction, run in parallel over many windows).
 //!
 //! # Saved model layout
 //! A directory with `model.safetensors` (weights under PyTorch's names, `f32`) and
