@@ -65,12 +65,13 @@
 //! weights (transposed so that the inner loop is a contiguous, vectorisable
 //! `out += a * row`; branch-free `exp`, sigmoid and tanh instead of libm calls), with an
 //! AVX2/FMA build chosen at run time on x86-64. Many windows run through that same loop
-//! in parallel (rayon) rather than as one candle batch: measured on this project's
-//! two-core machine, 256 windows took about 20 ms as a candle batch (30 small
-//! matrix products and ~10 elementwise kernels per step, candle's `tanh` a libm call
-//! per element) and a few ms through the fused loop, which also reads overlapping
-//! windows in place instead of copying them. Both passes compute the same equations;
-//! they differ only by `f32` rounding (the tests bound the gap at 1e-5).
+//! in parallel (rayon) rather than as one candle batch: on this project's shared
+//! two-core machine 256 windows took 20 to 65 ms as a candle batch (bench
+//! `lstm_predict/candle_batch`: per step two small matrix products, each also
+//! re-reading the CPU count from `/proc/cpuinfo` inside candle) and 5 to 9 ms through
+//! the fused loop (`lstm_predict/batch`), which also reads overlapping windows in place
+//! instead of copying them. Both passes compute the same equations; they differ only
+//! by `f32` rounding (the tests bound the gap at 1e-5).
 
 use std::collections::HashMap;
 use std::path::Path;
