@@ -47,8 +47,15 @@ fn bars(n: usize, seed: u64) -> BarSeries {
         .map(|i| open[i].min(close[i]) * (1.0 - rng.gen_range(0.0..0.01)))
         .collect();
     let volume = (0..n).map(|_| rng.gen_range(1e5..2e5)).collect();
-    BarSeries::new((0..n as i64).map(|i| i * 86_400).collect(), open, high, low, close, volume)
-        .expect("generated bars are valid")
+    BarSeries::new(
+        (0..n as i64).map(|i| i * 86_400).collect(),
+        open,
+        high,
+        low,
+        close,
+        volume,
+    )
+    .expect("generated bars are valid")
 }
 
 /// A predictor with seeded random weights and a scaler fitted on `series`.
@@ -57,9 +64,13 @@ fn untrained_predictor(config: &LstmConfig, series: &BarSeries) -> LstmPredictor
     let close = series.close();
     let targets: Vec<f64> = close.windows(2).map(|w| (w[1] / w[0]).ln()).collect();
     let scaler = Scaler::fit(features.view(), &targets).expect("non-empty");
-    let network =
-        LstmNetwork::new_seeded(config.input_size(), config.hidden_size, config.num_layers, 7)
-            .expect("valid sizes");
+    let network = LstmNetwork::new_seeded(
+        config.input_size(),
+        config.hidden_size,
+        config.num_layers,
+        7,
+    )
+    .expect("valid sizes");
     LstmPredictor::from_parts(config.clone(), scaler, network).expect("consistent parts")
 }
 
