@@ -188,7 +188,6 @@ pub enum Error {
     },
 
     // --- ml and signal ---------------------------------------------------------------
-    // (variants of ml::lstm, ml::iforest and signal go here)
     // iforest
     /// A feature value given to the Isolation Forest is NaN or infinite.
     #[error("row {row}, column {column}: feature must be finite, was {value}")]
@@ -206,6 +205,42 @@ pub enum Error {
     /// An error raised inside linfa (its `Fit` trait requires the conversion).
     #[error("linfa: {message}")]
     Linfa { message: String },
+
+    // lstm and signal
+    /// A saved model lacks a tensor its configuration needs.
+    #[error("model file {path}: missing tensor `{name}`")]
+    MissingTensor { path: String, name: String },
+    /// A saved tensor has another shape than the configuration implies.
+    #[error("model file {path}: tensor `{name}` has shape {actual:?}, expected {expected:?}")]
+    TensorShape {
+        path: String,
+        name: String,
+        expected: Vec<usize>,
+        actual: Vec<usize>,
+    },
+    /// A saved model holds a tensor the configuration does not use (another architecture).
+    #[error("model file {path}: unexpected tensor `{name}`")]
+    UnexpectedTensor { path: String, name: String },
+    /// A model file or its metadata cannot be read (bad JSON, bad safetensors, unknown
+    /// format version).
+    #[error("model file {path}: {message}")]
+    ModelFormat { path: String, message: String },
+    /// The tensor backend (candle) failed.
+    #[error("tensor backend error in {operation}: {message}")]
+    Backend {
+        operation: &'static str,
+        message: String,
+    },
+    /// Training produced a non-finite loss (diverged).
+    #[error("training diverged at epoch {epoch}: loss was {loss}")]
+    TrainingDiverged { epoch: usize, loss: f64 },
+    /// An input of the signal generator is NaN, infinite or out of range.
+    #[error("signal input `{field}` {reason}, was {value}")]
+    InvalidSignalInput {
+        field: &'static str,
+        value: f64,
+        reason: &'static str,
+    },
 
     // --- features, metrics, report ---------------------------------------------------
     /// An equity value is zero or negative.

@@ -20,7 +20,8 @@
 //! | [`execution`] | simulated fills (market with slippage, limit when crossed), commission |
 //! | [`portfolio`] | [`Portfolio`], [`Position`], round trips, snapshots |
 //! | [`backtest`] | [`Backtester`], the [`Strategy`] trait, built-in strategies, `from_signals`, sweeps, multi-symbol runs |
-//! | [`ml`] | [`IsolationForest`] anomaly detection and the LSTM predictor |
+//! | [`ml`] | [`IsolationForest`] anomaly detection and the LSTM predictor (`LstmPredictor`) |
+//! | [`signal`] | [`SignalGenerator`]: BUY/SELL/HOLD with confidence, stop-loss and take-profit |
 //! | [`sample`] | the bundled synthetic sample data |
 //!
 //! ## Cargo features
@@ -54,6 +55,10 @@ pub use normalize::{ParseOptions, Validation};
 pub use order::{Instrument, Instruments, Order, OrderKind, OrderStatus, Side, Sizing, SymbolId};
 pub use portfolio::{Portfolio, Position, RoundTrip, Snapshot};
 pub use risk::{RiskLimits, RiskViolation};
+pub use signal::{Action, Prediction, Signal, SignalConfig, SignalGenerator};
+
+#[cfg(feature = "lstm")]
+pub use ml::lstm::{EpochProgress, LstmConfig, LstmNetwork, LstmPredictor, Scaler};
 
 /// The linfa and ndarray the estimators are built on, re-exported so callers use the
 /// same versions.
