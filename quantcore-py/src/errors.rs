@@ -423,6 +423,39 @@ fn parts(error: &Error) -> Parts {
         } => parts(source)
             .detail("sweep_index", Int(*index as i64))
             .detail("params", Text(params.clone())),
+        Error::MissingTensor { path, name } | Error::UnexpectedTensor { path, name } => {
+            Parts::new(Model, kind)
+                .field(name.clone())
+                .detail("path", Text(path.clone()))
+        }
+        Error::TensorShape {
+            path,
+            name,
+            expected,
+            actual,
+        } => Parts::new(Model, kind)
+            .field(name.clone())
+            .value(Text(format!("{actual:?}")))
+            .detail("path", Text(path.clone()))
+            .detail("expected", Text(format!("{expected:?}"))),
+        Error::ModelFormat { path, message } => Parts::new(Model, kind)
+            .detail("path", Text(path.clone()))
+            .detail("message", Text(message.clone())),
+        Error::Backend { operation, message } => Parts::new(Model, kind)
+            .field(*operation)
+            .detail("message", Text(message.clone())),
+        Error::TrainingDiverged { epoch, loss } => Parts::new(Model, kind)
+            .field("loss")
+            .value(Float(*loss))
+            .detail("epoch", Int(*epoch as i64)),
+        Error::InvalidSignalInput {
+            field,
+            value,
+            reason,
+        } => Parts::new(InvalidData, kind)
+            .field(*field)
+            .value(Float(*value))
+            .detail("reason", Text(reason.to_string())),
         // Variants added to the core later: the base class, the kind from the name,
         // the row when the core knows one.
         other => {

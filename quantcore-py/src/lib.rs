@@ -15,6 +15,7 @@ mod data;
 mod errors;
 mod features;
 mod iforest;
+mod lstm;
 mod metrics;
 mod money;
 mod normalize;
@@ -39,6 +40,7 @@ fn _quantcore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<iforest::PyIsolationForest>()?;
     money::register(m)?;
     backtest::register(m)?;
+    lstm::register(m)?;
     submodule(m, "features", features::register)?;
     submodule(m, "metrics", metrics::register)?;
     submodule(m, "report", metrics::register_report)?;
