@@ -592,3 +592,84 @@ class Backtester:
 
 def from_signals(series: BarSeries, entries: npt.ArrayLike, exits: npt.ArrayLike, **config: Any) -> BacktestResult:
     """``Backtester(**config).from_signals(series, entries, exits)``."""
+
+class LstmPredictor:
+    """An LSTM next-close predictor (candle, CPU)."""
+
+    @staticmethod
+    def train(
+        series: BarSeries,
+        *,
+        window: int = 30,
+        features: Optional[List[str]] = None,
+        hidden_size: int = 64,
+        num_layers: int = 1,
+        dropout: float = 0.0,
+        epochs: int = 50,
+        batch_size: int = 64,
+        learning_rate: float = 1e-3,
+        weight_decay: float = 0.01,
+        validation_fraction: float = 0.2,
+        patience: Optional[int] = 5,
+        seed: int = 42,
+        progress: Union[bool, Callable[[Dict[str, Any]], Optional[bool]], None] = None,
+    ) -> "LstmPredictor":
+        """Trains on ``series``; ``progress`` is called after each epoch (``False``
+        stops), or ``True`` for a tqdm bar."""
+    @staticmethod
+    def load(path: Union[str, "os.PathLike[str]"]) -> "LstmPredictor":
+        """Loads a model saved by :meth:`save`."""
+    @staticmethod
+    def load_pytorch(
+        weights: Union[str, "os.PathLike[str]"],
+        *,
+        feature_mean: Sequence[float],
+        feature_scale: Sequence[float],
+        target_mean: float,
+        target_scale: float,
+        window: int = 30,
+        features: Optional[List[str]] = None,
+        hidden_size: int = 64,
+        num_layers: int = 1,
+    ) -> "LstmPredictor":
+        """A predictor from a PyTorch ``state_dict`` saved as safetensors."""
+    def save(self, path: Union[str, "os.PathLike[str]"]) -> None:
+        """Saves the model to a directory."""
+    def predict(self, series: BarSeries) -> float:
+        """The predicted close of the next bar."""
+    def predict_batch(self, series: BarSeries) -> FloatArray:
+        """One prediction per bar from bar ``window`` on."""
+    @property
+    def config(self) -> Dict[str, Any]:
+        """The configuration."""
+    @property
+    def scaler(self) -> Dict[str, Any]:
+        """The scaler statistics."""
+    @property
+    def history(self) -> Optional[Dict[str, Any]]:
+        """The training history, if trained here."""
+    @property
+    def window(self) -> int:
+        """Bars per input window."""
+
+class SignalGenerator:
+    """BUY/SELL/HOLD signals with confidence and volatility-scaled exits."""
+
+    def __init__(
+        self,
+        *,
+        commission: float = 0.001,
+        slippage_bps: float = 5.0,
+        threshold: Optional[float] = None,
+        stop_loss_multiple: Optional[float] = 2.0,
+        take_profit_multiple: Optional[float] = 3.0,
+        min_confidence: float = 0.0,
+    ) -> None:
+        """Checks the configuration."""
+    def generate(
+        self, symbol: str, timestamp: int, predicted_price: float, current_price: float, volatility: float
+    ) -> Dict[str, Any]:
+        """The signal for a predicted price."""
+    @property
+    def threshold(self) -> float:
+        """Minimum absolute expected return for a trade."""
