@@ -24,5 +24,5 @@ def test_notebook_cells_run(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPa
     for cell in cells:
         exec(compile("".join(cell["source"]), str(NOTEBOOK), "exec"), namespace)
     assert (tmp_path / "report.html").stat().st_size > 1_000
-    assert set(namespace["results"]) == {"momentum 10/50", "mean reversion", "momentum + anomaly filter"}
+    assert set(namespace["results"]) == {"momentum 10/50", "mean reversion", "momentum + anomaly filter", "LSTM signals"}
     assert os.environ["MPLBACKEND"] == "Agg"
