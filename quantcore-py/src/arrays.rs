@@ -160,9 +160,8 @@ pub unsafe fn borrowed_view<'py, T: Element>(
 ) -> PyResult<Bound<'py, PyArray1<T>>> {
     // SAFETY: the caller guarantees that `values` lives as long as `owner`, which the
     // array holds as its base object; the array is made read-only before it is returned.
-    let array = unsafe {
-        PyArray1::borrow_from_array(&numpy::ndarray::ArrayView1::from(values), owner)
-    };
+    let array =
+        unsafe { PyArray1::borrow_from_array(&numpy::ndarray::ArrayView1::from(values), owner) };
     drop(array.try_readwrite()?.make_nonwriteable());
     Ok(array)
 }

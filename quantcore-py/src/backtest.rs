@@ -70,7 +70,11 @@ impl PyMomentumStrategy {
             "MomentumStrategy(fast={}, slow={}, allow_short={})",
             self.params.fast,
             self.params.slow,
-            if self.params.allow_short { "True" } else { "False" }
+            if self.params.allow_short {
+                "True"
+            } else {
+                "False"
+            }
         )
     }
 }
@@ -129,7 +133,11 @@ impl PyMeanReversionStrategy {
             self.params.window,
             self.params.entry_z,
             self.params.exit_z,
-            if self.params.allow_short { "True" } else { "False" }
+            if self.params.allow_short {
+                "True"
+            } else {
+                "False"
+            }
         )
     }
 }
@@ -221,7 +229,13 @@ impl PyDecision {
         stop_loss: Option<f64>,
         take_profit: Option<f64>,
     ) -> Self {
-        decorate(Decision::target(quantity), limit, stop_loss, take_profit, None)
+        decorate(
+            Decision::target(quantity),
+            limit,
+            stop_loss,
+            take_profit,
+            None,
+        )
     }
 
     /// Close the position (nothing when flat).
@@ -241,7 +255,13 @@ impl PyDecision {
         take_profit: Option<f64>,
         confidence: Option<f64>,
     ) -> Self {
-        decorate(Decision::enter_long(), limit, stop_loss, take_profit, confidence)
+        decorate(
+            Decision::enter_long(),
+            limit,
+            stop_loss,
+            take_profit,
+            confidence,
+        )
     }
 
     /// Be short the configured size (closing a long first); needs short selling.
@@ -253,7 +273,13 @@ impl PyDecision {
         take_profit: Option<f64>,
         confidence: Option<f64>,
     ) -> Self {
-        decorate(Decision::enter_short(), limit, stop_loss, take_profit, confidence)
+        decorate(
+            Decision::enter_short(),
+            limit,
+            stop_loss,
+            take_profit,
+            confidence,
+        )
     }
 
     fn __repr__(&self) -> String {
@@ -510,7 +536,9 @@ impl PyBacktestResult {
     /// The trades as a pandas DataFrame (needs pandas).
     fn trades_frame<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let trades = self.trades(py)?;
-        let pandas = py.import("quantcore._pandas")?.call_method0("require_pandas")?;
+        let pandas = py
+            .import("quantcore._pandas")?
+            .call_method0("require_pandas")?;
         pandas.call_method1("DataFrame", (trades,))
     }
 
@@ -551,7 +579,8 @@ impl PyBacktestResult {
     ) -> PyResult<Bound<'py, PyAny>> {
         let py = this.py();
         let kwargs = PyDict::new(py);
-        let title = title.unwrap_or_else(|| format!("{} backtest", this.get().inner.symbols.join(", ")));
+        let title =
+            title.unwrap_or_else(|| format!("{} backtest", this.get().inner.symbols.join(", ")));
         kwargs.set_item("title", title)?;
         kwargs.set_item("path", path)?;
         py.import("quantcore._plot")?.getattr("plot_equity")?.call(
@@ -840,7 +869,10 @@ impl PyBacktester {
                 let names = owned
                     .iter()
                     .enumerate()
-                    .map(|(i, s)| s.symbol().map_or_else(|| format!("series{i}"), str::to_owned))
+                    .map(|(i, s)| {
+                        s.symbol()
+                            .map_or_else(|| format!("series{i}"), str::to_owned)
+                    })
                     .collect();
                 run_callable(
                     py,

@@ -93,7 +93,10 @@ fn columns(
 }
 
 impl PyBarSeries {
-    fn column<'py>(this: &Bound<'py, Self>, pick: fn(&BarSeries) -> &[f64]) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    fn column<'py>(
+        this: &Bound<'py, Self>,
+        pick: fn(&BarSeries) -> &[f64],
+    ) -> PyResult<Bound<'py, PyArray1<f64>>> {
         let values = pick(&this.get().inner);
         // SAFETY: the class is frozen, so the series' vectors are never mutated or
         // reallocated while the Python object (the array's base) is alive.
@@ -297,7 +300,11 @@ impl PyBarSeries {
 
     /// The bar at ``index`` as a dict (negative indices count from the end), or a new
     /// series for a slice with step 1.
-    fn __getitem__<'py>(&self, py: Python<'py>, index: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    fn __getitem__<'py>(
+        &self,
+        py: Python<'py>,
+        index: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let len = self.inner.len();
         if let Ok(slice_obj) = index.cast::<PySlice>() {
             let indices = slice_obj.indices(len as isize)?;
@@ -307,7 +314,10 @@ impl PyBarSeries {
                     indices.step
                 )));
             }
-            let (start, stop) = (indices.start as usize, (indices.stop.max(indices.start)) as usize);
+            let (start, stop) = (
+                indices.start as usize,
+                (indices.stop.max(indices.start)) as usize,
+            );
             let part: PyBarSeries = self.inner.slice(start..stop).into();
             return Ok(Bound::new(py, part)?.into_any());
         }
@@ -326,8 +336,15 @@ impl PyBarSeries {
     }
 
     fn __repr__(&self) -> String {
-        let symbol = self.inner.symbol().map(|s| format!("{s:?}, ")).unwrap_or_default();
-        match (self.inner.timestamps().first(), self.inner.timestamps().last()) {
+        let symbol = self
+            .inner
+            .symbol()
+            .map(|s| format!("{s:?}, "))
+            .unwrap_or_default();
+        match (
+            self.inner.timestamps().first(),
+            self.inner.timestamps().last(),
+        ) {
             (Some(first), Some(last)) => format!(
                 "BarSeries({symbol}{} bars, {first}..={last})",
                 self.inner.len()
@@ -336,4 +353,3 @@ impl PyBarSeries {
         }
     }
 }
-

@@ -481,9 +481,7 @@ fn violation_parts(violation: &RiskViolation) -> Parts {
         RiskViolation::InvalidQuantity { quantity } => {
             parts.field("quantity").value(Float(quantity))
         }
-        RiskViolation::UnknownSymbol { id } => {
-            parts.field("symbol_id").value(Int(i64::from(id)))
-        }
+        RiskViolation::UnknownSymbol { id } => parts.field("symbol_id").value(Int(i64::from(id))),
         RiskViolation::InsufficientCash {
             required,
             available,

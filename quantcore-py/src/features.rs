@@ -83,8 +83,14 @@ pub fn rolling_volatility<'py>(
 /// Rolling z-score ``(x_t - mean) / std`` over the last ``period`` values (ddof 1);
 /// NaN during the warm-up and where the window is constant.
 #[pyfunction]
-pub fn rolling_zscore<'py>(py: Python<'py>, values: &Bound<'py, PyAny>, period: usize) -> Output<'py> {
-    column(py, values, "values", |v| features::rolling_zscore(v, period))
+pub fn rolling_zscore<'py>(
+    py: Python<'py>,
+    values: &Bound<'py, PyAny>,
+    period: usize,
+) -> Output<'py> {
+    column(py, values, "values", |v| {
+        features::rolling_zscore(v, period)
+    })
 }
 
 /// Wilder's RSI in [0, 100]; NaN for the first ``period`` values and where the window
@@ -138,7 +144,10 @@ pub fn extract_features<'py>(
     out.set_item("first_bar", extracted.first_bar())?;
     out.set_item("window", extracted.window())?;
     out.set_item("names", extracted.names().to_vec())?;
-    out.set_item("values", PyArray2::from_owned_array(py, extracted.into_values()))?;
+    out.set_item(
+        "values",
+        PyArray2::from_owned_array(py, extracted.into_values()),
+    )?;
     Ok(out)
 }
 

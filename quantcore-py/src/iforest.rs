@@ -73,7 +73,9 @@ impl PyIsolationForest {
                 MaxFeatures::Count(max_features.extract()?)
             } else {
                 MaxFeatures::Fraction(max_features.extract().map_err(|_| {
-                    PyTypeError::new_err("`max_features` must be an int (a count) or a float (a fraction)")
+                    PyTypeError::new_err(
+                        "`max_features` must be an int (a count) or a float (a fraction)",
+                    )
                 })?)
             });
         }
@@ -120,13 +122,21 @@ impl PyIsolationForest {
 
     /// The paper's anomaly score of each row, in (0, 1]: near 1 is anomalous, well
     /// below 0.5 normal (scikit-learn's ``-score_samples``).
-    fn anomaly_score<'py>(&self, py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    fn anomaly_score<'py>(
+        &self,
+        py: Python<'py>,
+        x: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyArray1<f64>>> {
         Ok(to_numpy(py, self.scores(py, x)?))
     }
 
     /// scikit-learn's ``score_samples``: the negated anomaly score; lower is more
     /// abnormal.
-    fn score_samples<'py>(&self, py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    fn score_samples<'py>(
+        &self,
+        py: Python<'py>,
+        x: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyArray1<f64>>> {
         let mut scores = self.scores(py, x)?;
         scores.iter_mut().for_each(|s| *s = -*s);
         Ok(to_numpy(py, scores))
@@ -134,7 +144,11 @@ impl PyIsolationForest {
 
     /// scikit-learn's ``decision_function``: ``score_samples(X) - offset_``, negative
     /// for the rows :meth:`predict` calls anomalies.
-    fn decision_function<'py>(&self, py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    fn decision_function<'py>(
+        &self,
+        py: Python<'py>,
+        x: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyArray1<f64>>> {
         let threshold = self.model()?.threshold();
         let mut scores = self.scores(py, x)?;
         scores.iter_mut().for_each(|s| *s = threshold - *s);
@@ -143,12 +157,20 @@ impl PyIsolationForest {
 
     /// scikit-learn's ``predict``: -1 for an anomaly (score above ``threshold_``), 1
     /// otherwise (int64).
-    fn predict<'py>(&self, py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyArray1<i64>>> {
+    fn predict<'py>(
+        &self,
+        py: Python<'py>,
+        x: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyArray1<i64>>> {
         let model = self.model()?;
         let array = f64_matrix(x, "X")?;
         let values = view(&array);
         let detection = py.detach(|| model.detect(&values)).into_py()?;
-        let labels = detection.flags.iter().map(|&flag| if flag { -1 } else { 1 }).collect();
+        let labels = detection
+            .flags
+            .iter()
+            .map(|&flag| if flag { -1 } else { 1 })
+            .collect();
         Ok(to_numpy(py, labels))
     }
 
@@ -238,7 +260,11 @@ impl PyIsolationForest {
     }
 
     fn __repr__(&self) -> String {
-        let fitted = if self.fitted.is_some() { "fitted" } else { "not fitted" };
+        let fitted = if self.fitted.is_some() {
+            "fitted"
+        } else {
+            "not fitted"
+        };
         match quantcore::linfa::ParamGuard::check_ref(&self.params) {
             Ok(p) => format!(
                 "IsolationForest(n_trees={}, max_samples={}, max_features={:?}, threshold={:?}, seed={}; {fitted})",

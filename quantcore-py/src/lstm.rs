@@ -51,7 +51,10 @@ fn config(
     seed: u64,
 ) -> PyResult<LstmConfig> {
     let features = match features {
-        Some(names) => names.iter().map(|n| feature(n)).collect::<PyResult<Vec<_>>>()?,
+        Some(names) => names
+            .iter()
+            .map(|n| feature(n))
+            .collect::<PyResult<Vec<_>>>()?,
         None => BarFeature::ALL.to_vec(),
     };
     let config = LstmConfig {
@@ -149,11 +152,12 @@ impl PyLstmPredictor {
                     return ControlFlow::Continue(());
                 };
                 Python::attach(|py| {
-                    let answer = progress_dict(py, &epoch)
-                        .and_then(|dict| callback.bind(py).call1((dict,)));
+                    let answer =
+                        progress_dict(py, &epoch).and_then(|dict| callback.bind(py).call1((dict,)));
                     match answer {
-                        Ok(value) if value.is_instance_of::<pyo3::types::PyBool>()
-                            && !value.is_truthy().unwrap_or(true) =>
+                        Ok(value)
+                            if value.is_instance_of::<pyo3::types::PyBool>()
+                                && !value.is_truthy().unwrap_or(true) =>
                         {
                             ControlFlow::Break(())
                         }

@@ -58,7 +58,9 @@ pub fn annual_volatility(
     returns: &Bound<'_, PyAny>,
     periods_per_year: f64,
 ) -> PyResult<f64> {
-    metric(py, returns, |r| metrics::annual_volatility(r, periods_per_year))
+    metric(py, returns, |r| {
+        metrics::annual_volatility(r, periods_per_year)
+    })
 }
 
 /// Sharpe ratio ``mean(r - risk_free_rate) / std(r, ddof=1) * sqrt(periods_per_year)``,
@@ -190,7 +192,10 @@ fn json_loads<'py>(py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyAny>> {
 /// A serializable core value as Python objects, through the core's own JSON form
 /// (numbers round-trip exactly; undefined metrics are `None` with their reason under
 /// `"undefined"`).
-pub fn to_python<'py, T: serde::Serialize + ?Sized>(py: Python<'py>, value: &T) -> PyResult<Bound<'py, PyAny>> {
+pub fn to_python<'py, T: serde::Serialize + ?Sized>(
+    py: Python<'py>,
+    value: &T,
+) -> PyResult<Bound<'py, PyAny>> {
     let text = serde_json::to_string(value).map_err(|e| {
         crate::errors::to_py_err(quantcore::Error::Serialization {
             what: "result",
@@ -240,7 +245,8 @@ impl<'py> Curve<'py> {
         let (ts, equity) = (slice(&self.timestamps), slice(&self.equity));
         let pnls = self.trade_pnls.as_ref().map(slice).unwrap_or(&[]);
         let config = self.config;
-        py.detach(|| Metrics::compute(ts, equity, pnls, &config)).into_py()
+        py.detach(|| Metrics::compute(ts, equity, pnls, &config))
+            .into_py()
     }
 }
 
@@ -277,7 +283,10 @@ pub fn compute<'py>(
 /// Statistics of closed trades from their PnLs (win rate, profit factor, expectancy,
 /// ...), as a dict; undefined values are ``None`` with reasons under ``"undefined"``.
 #[pyfunction]
-pub fn trade_stats<'py>(py: Python<'py>, trade_pnls: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+pub fn trade_stats<'py>(
+    py: Python<'py>,
+    trade_pnls: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
     let array = f64_array(trade_pnls, "trade_pnls")?;
     let values = slice(&array);
     let stats = py.detach(|| TradeStats::compute(values)).into_py()?;

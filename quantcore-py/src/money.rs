@@ -186,7 +186,13 @@ impl PyOrder {
         stop_loss: Option<f64>,
         take_profit: Option<f64>,
     ) -> PyResult<Self> {
-        let order = Order::market(next_id(id), SymbolId(0), self::side(side)?, quantity, created_at);
+        let order = Order::market(
+            next_id(id),
+            SymbolId(0),
+            self::side(side)?,
+            quantity,
+            created_at,
+        );
         Ok(PyOrder {
             symbol,
             inner: with_levels(order, stop_loss, take_profit),
@@ -341,7 +347,9 @@ fn with_levels(order: Order, stop_loss: Option<f64>, take_profit: Option<f64>) -
 fn bar_from(obj: &Bound<'_, PyAny>) -> PyResult<Bar> {
     let get = |name: &str| -> PyResult<Bound<'_, PyAny>> {
         obj.get_item(name).map_err(|_| {
-            PyValueError::new_err(format!("`bar` needs a {name:?} entry (a dict as BarSeries[i] gives)"))
+            PyValueError::new_err(format!(
+                "`bar` needs a {name:?} entry (a dict as BarSeries[i] gives)"
+            ))
         })
     };
     Ok(Bar {
@@ -396,7 +404,11 @@ impl PyPortfolio {
 impl PyPortfolio {
     #[new]
     #[pyo3(signature = (initial_capital, *, allow_short=false, symbols=None))]
-    fn new(initial_capital: f64, allow_short: bool, symbols: Option<Vec<String>>) -> PyResult<Self> {
+    fn new(
+        initial_capital: f64,
+        allow_short: bool,
+        symbols: Option<Vec<String>>,
+    ) -> PyResult<Self> {
         let mut inner = Portfolio::new(initial_capital)
             .into_py()?
             .with_short_selling(allow_short);
@@ -442,7 +454,13 @@ impl PyPortfolio {
         let limits = limits.map(|l| l.inner).unwrap_or_default();
         let model = execution.map(|e| e.inner).unwrap_or_default();
         let outcome = model
-            .execute(&mut order.inner, &mut self.inner, &limits, &bar, reference_price)
+            .execute(
+                &mut order.inner,
+                &mut self.inner,
+                &limits,
+                &bar,
+                reference_price,
+            )
             .into_py()?;
         let out = PyDict::new(py);
         let (status, fill, trip, violation) = match outcome {

@@ -89,7 +89,10 @@ pub fn yahoo_chart<'py>(
     Ok(out)
 }
 
-fn alpaca_bars_dict<'py>(py: Python<'py>, bars: alpaca::AlpacaBars) -> PyResult<Bound<'py, PyDict>> {
+fn alpaca_bars_dict<'py>(
+    py: Python<'py>,
+    bars: alpaca::AlpacaBars,
+) -> PyResult<Bound<'py, PyDict>> {
     let out = PyDict::new(py);
     out.set_item("trade_counts", bars.trade_counts.map(|v| to_numpy(py, v)))?;
     out.set_item("vwap", bars.vwap.map(|v| to_numpy(py, v)))?;
@@ -105,7 +108,11 @@ fn alpaca_bars_dict<'py>(py: Python<'py>, bars: alpaca::AlpacaBars) -> PyResult<
 /// last page) and ``dropped``.
 #[pyfunction]
 #[pyo3(signature = (data, *, lenient=false))]
-pub fn alpaca_bars<'py>(py: Python<'py>, data: &[u8], lenient: bool) -> PyResult<Bound<'py, PyDict>> {
+pub fn alpaca_bars<'py>(
+    py: Python<'py>,
+    data: &[u8],
+    lenient: bool,
+) -> PyResult<Bound<'py, PyDict>> {
     let options = validation(lenient);
     let page = py.detach(|| alpaca::parse_bars(data, &options)).into_py()?;
     let out = alpaca_bars_dict(py, page.bars)?;
@@ -126,7 +133,9 @@ pub fn alpaca_multi_bars<'py>(
     lenient: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
     let options = validation(lenient);
-    let page = py.detach(|| alpaca::parse_multi_bars(data, &options)).into_py()?;
+    let page = py
+        .detach(|| alpaca::parse_multi_bars(data, &options))
+        .into_py()?;
     let bars = PyDict::new(py);
     for (symbol, symbol_bars) in page.bars {
         bars.set_item(symbol, alpaca_bars_dict(py, symbol_bars)?)?;
@@ -146,7 +155,9 @@ pub fn alpaca_multi_bars<'py>(
 #[pyo3(name = "csv", signature = (data, *, lenient=false))]
 pub fn parse_csv<'py>(py: Python<'py>, data: &[u8], lenient: bool) -> PyResult<Bound<'py, PyDict>> {
     let options = validation(lenient);
-    let bars = py.detach(|| csv_format::parse_bars(data, &options)).into_py()?;
+    let bars = py
+        .detach(|| csv_format::parse_bars(data, &options))
+        .into_py()?;
     let out = PyDict::new(py);
     out.set_item("dropped", dropped_rows(py, &bars.dropped)?)?;
     out.set_item("series", PyBarSeries::from(bars.series))?;
@@ -158,9 +169,15 @@ pub fn parse_csv<'py>(py: Python<'py>, data: &[u8], lenient: bool) -> PyResult<B
 /// Returns a dict: ``series`` (symbol → :class:`BarSeries`) and ``dropped``.
 #[pyfunction]
 #[pyo3(signature = (data, *, lenient=false))]
-pub fn csv_by_symbol<'py>(py: Python<'py>, data: &[u8], lenient: bool) -> PyResult<Bound<'py, PyDict>> {
+pub fn csv_by_symbol<'py>(
+    py: Python<'py>,
+    data: &[u8],
+    lenient: bool,
+) -> PyResult<Bound<'py, PyDict>> {
     let options = validation(lenient);
-    let bars = py.detach(|| csv_format::parse_bars_by_symbol(data, &options)).into_py()?;
+    let bars = py
+        .detach(|| csv_format::parse_bars_by_symbol(data, &options))
+        .into_py()?;
     let out = PyDict::new(py);
     out.set_item("dropped", dropped_rows(py, &bars.dropped)?)?;
     out.set_item("series", series_dict(py, bars.series)?)?;
@@ -178,7 +195,9 @@ pub fn read_csv<'py>(
     lenient: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
     let options = validation(lenient);
-    let bars = py.detach(|| csv_format::read_bars(&path, &options)).into_py()?;
+    let bars = py
+        .detach(|| csv_format::read_bars(&path, &options))
+        .into_py()?;
     let out = PyDict::new(py);
     out.set_item("dropped", dropped_rows(py, &bars.dropped)?)?;
     out.set_item("series", PyBarSeries::from(bars.series))?;
@@ -194,7 +213,9 @@ pub fn read_csv_by_symbol<'py>(
     lenient: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
     let options = validation(lenient);
-    let bars = py.detach(|| csv_format::read_bars_by_symbol(&path, &options)).into_py()?;
+    let bars = py
+        .detach(|| csv_format::read_bars_by_symbol(&path, &options))
+        .into_py()?;
     let out = PyDict::new(py);
     out.set_item("dropped", dropped_rows(py, &bars.dropped)?)?;
     out.set_item("series", series_dict(py, bars.series)?)?;
@@ -238,7 +259,10 @@ pub mod sample {
         m.add_function(wrap_pyfunction!(daily, m)?)?;
         m.add_function(wrap_pyfunction!(minute, m)?)?;
         m.add("SYMBOLS", quantcore::sample::SYMBOLS.to_vec())?;
-        m.add("DAILY_CSV", pyo3::types::PyBytes::new(m.py(), quantcore::sample::DAILY_CSV))?;
+        m.add(
+            "DAILY_CSV",
+            pyo3::types::PyBytes::new(m.py(), quantcore::sample::DAILY_CSV),
+        )?;
         Ok(())
     }
 }
