@@ -308,10 +308,10 @@ fn decision_from(value: &Bound<'_, PyAny>) -> PyResult<Decision> {
             ))),
         };
     }
-    if !value.is_instance_of::<pyo3::types::PyBool>() {
-        if let Ok(target) = value.extract::<f64>() {
-            return Ok(Decision::target(target));
-        }
+    if !value.is_instance_of::<pyo3::types::PyBool>()
+        && let Ok(target) = value.extract::<f64>()
+    {
+        return Ok(Decision::target(target));
     }
     Err(PyTypeError::new_err(format!(
         "a strategy must return a Decision, a string, a number (target position) or None, was {}",
@@ -886,6 +886,8 @@ impl PyBacktester {
         Ok(PyBacktestResult { inner: result })
     }
 
+    // The core's name (vectorbt's), a method of the backtester in both.
+    #[allow(clippy::wrong_self_convention)]
     /// Runs boolean entry and exit signals (bool arrays, one value per bar, read in
     /// place): flat and ``entries[i]`` buys with the configured sizing, long and
     /// ``exits[i]`` closes; both on one bar do nothing (vectorbt's ``from_signals``).
