@@ -1,0 +1,23 @@
+//! Reference service for quantcore: the wiring around the core library.
+//!
+//! The service runs the roles of the design (ingest, ml, trade, api) over two
+//! pluggable pieces of infrastructure, each an object-safe trait with two
+//! implementations and one conformance test suite:
+//!
+//! | piece | trait | implementations |
+//! |---|---|---|
+//! | storage | [`store::Store`] | [`store::PgStore`] (PostgreSQL, stored procedures and triggers), [`store::SqliteStore`] (embedded default) |
+//! | messaging | [`bus::Bus`] | [`bus::KafkaBus`] (rdkafka), [`bus::MemoryBus`] (in-process) |
+//!
+//! Messages on the bus are JSON [`messages::Envelope`]s carrying a schema version and a
+//! unique id for idempotent processing. Configuration ([`config`]) layers defaults, a TOML
+//! file, `QUANTCORE_*` environment variables and command-line flags.
+//!
+//! The service holds no trading rule of its own: money rules (sizing, risk, fills,
+//! average price, PnL) live in the `quantcore` crate; the store persists what it is
+//! given, atomically.
+
+pub mod bus;
+pub mod config;
+pub mod messages;
+pub mod store;
