@@ -40,7 +40,8 @@ pub struct KafkaSettings {
     pub client_id: String,
     /// `message.timeout.ms`: how long a publish may retry before it fails. Default 30 s.
     pub delivery_timeout: Duration,
-    /// `session.timeout.ms`: how soon a silent consumer loses its partitions. Default 10 s.
+    /// `session.timeout.ms`: how soon a silent consumer loses its partitions (heartbeats go
+    /// every third of it). Default 10 s.
     pub session_timeout: Duration,
     /// Extra librdkafka properties, applied last (to producer and consumers).
     pub extra: Vec<(String, String)>,
@@ -102,6 +103,11 @@ impl KafkaSettings {
             .set(
                 "session.timeout.ms",
                 self.session_timeout.as_millis().to_string(),
+            )
+            // Kafka's rule of thumb: heartbeats at most a third of the session timeout.
+            .set(
+                "heartbeat.interval.ms",
+                (self.session_timeout.as_millis() / 3).max(100).to_string(),
             );
         self.apply_extra(&mut config);
         config
@@ -255,9 +261,25 @@ impl Consumer for KafkaConsumer {
             .map_err(kafka("commit"))?;
         let consumer = self.consumer.clone();
         // A synchronous commit blocks until the coordinator answers: off the async threads.
-        tokio::task::spawn_blocking(move || consumer.commit(&offsets, CommitMode::Sync))
-            .await
-            .map_err(|_| BusError::Closed)?
-            .map_err(kafka("commit"))
+        let result =
+            tokio::task::spawn_blocking(move || consumer.commit(&offsets, CommitMode::Sync))
+                .await
+                .map_err(|_| BusError::Closed)?;
+        match result {
+            Ok(()) => Ok(()),
+            Err(KafkaError::ConsumerCommit(
+                RDKafkaErrorCode::RebalanceInProgress
+                | RDKafkaErrorCode::IllegalGeneration
+                | RDKafkaErrorCode::UnknownMemberId,
+            )) => Err(BusError::Rebalanced {
+                topic: delivery.topic.clone(),
+                partition: delivery.partition,
+                offset: delivery.offset,
+            }),
+            Err(source) => Err(BusError::Kafka {
+                operation: "commit",
+                source,
+            }),
+        }
     }
 }

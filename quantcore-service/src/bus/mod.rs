@@ -46,6 +46,17 @@ pub enum BusError {
     /// A topic name Kafka would refuse.
     #[error("invalid topic name {topic:?}: use 1 to 249 ASCII letters, digits, '.', '_' or '-'")]
     InvalidTopic { topic: String },
+    /// The commit was refused because the group is rebalancing and this consumer no longer
+    /// owns the partition. Harmless: the partition's next owner receives the message again
+    /// from the last commit, and processing is idempotent. Log it and go on.
+    #[error(
+        "commit of {topic}[{partition}]@{offset} lost to a group rebalance; the message will be delivered again"
+    )]
+    Rebalanced {
+        topic: String,
+        partition: i32,
+        offset: i64,
+    },
     /// The bus was shut down.
     #[error("the bus is closed")]
     Closed,
@@ -82,6 +93,10 @@ pub trait Consumer: Send {
 
     /// Commits `delivery`: this group will not receive it, or anything before it in its
     /// partition, again.
+    ///
+    /// # Errors
+    /// [`BusError::Rebalanced`] when the partition moved to another member meanwhile (the
+    /// message will be redelivered there; not a failure of the work), else a bus error.
     async fn commit(&mut self, delivery: &Delivery) -> Result<(), BusError>;
 }
 
