@@ -119,7 +119,11 @@ fn kafka_mock_harness<'a>(cluster: &'a MockCluster<'a, DefaultProducerContext>) 
 
 fn kafka_broker_harness() -> Option<Harness<'static>> {
     let Ok(brokers) = std::env::var("KAFKA_BROKERS") else {
-        eprintln!("SKIPPED: real-broker test (set KAFKA_BROKERS to run it)");
+        // Straight to stderr, past the test harness capture: a skip is never silent.
+        let _ = std::io::Write::write_all(
+            &mut std::io::stderr(),
+            b"SKIPPED: real-broker test (set KAFKA_BROKERS to run it)\n",
+        );
         return None;
     };
     let bus = Arc::new(KafkaBus::new(kafka_settings(brokers)).expect("kafka bus"));

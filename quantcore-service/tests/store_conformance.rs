@@ -758,7 +758,11 @@ async fn sqlite_store() -> (Arc<dyn Store>, tempfile::TempDir) {
 async fn postgres_store() -> Option<Arc<PgStore>> {
     let Ok(url) = std::env::var("QUANTCORE_TEST_DATABASE_URL") else {
         if std::env::var("QUANTCORE_SKIP_POSTGRES").as_deref() == Ok("1") {
-            eprintln!("SKIPPED: PostgreSQL test (QUANTCORE_SKIP_POSTGRES=1)");
+            // Straight to stderr, past the test harness capture: a skip is never silent.
+            let _ = std::io::Write::write_all(
+                &mut std::io::stderr(),
+                b"SKIPPED: PostgreSQL test (QUANTCORE_SKIP_POSTGRES=1)\n",
+            );
             return None;
         }
         panic!(
