@@ -280,16 +280,27 @@ impl Consumer for MemoryConsumer {
     }
 
     async fn commit(&mut self, delivery: &Delivery) -> Result<(), BusError> {
-        let partition = usize::try_from(delivery.partition).map_err(|_| BusError::Closed)?;
-        {
-            let mut state = self.shared.lock();
-            if let Some(group) = state
-                .groups
-                .get_mut(&(self.group.clone(), delivery.topic.clone()))
-            {
-                group.committed.insert(partition, delivery.offset + 1);
-            }
+        let rebalanced = || BusError::Rebalanced {
+            topic: delivery.topic.clone(),
+            partition: delivery.partition,
+            offset: delivery.offset,
+        };
+        let partition = usize::try_from(delivery.partition).map_err(|_| rebalanced())?;
+        let mut state = self.shared.lock();
+        let group = state
+            .groups
+            .get_mut(&(self.group.clone(), delivery.topic.clone()))
+            .ok_or_else(rebalanced)?;
+        // As on Kafka, only the partition's current owner may commit.
+        let owner = group
+            .members
+            .iter()
+            .position(|&member| member == self.member)
+            .is_some_and(|index| partition % group.members.len() == index);
+        if delivery.topic != self.topic || !owner {
+            return Err(rebalanced());
         }
+        group.committed.insert(partition, delivery.offset + 1);
         Ok(())
     }
 }
@@ -378,6 +389,33 @@ mod tests {
         // A group joining later reads everything retained.
         let mut late = bus.subscribe("t", "late").await.unwrap();
         assert_eq!(late.next().await.unwrap().offset, 5);
+    }
+
+    #[tokio::test]
+    async fn only_the_owner_of_a_partition_commits() {
+        let bus = MemoryBus::new(2);
+        let mut first = bus.subscribe("t", "g").await.unwrap();
+        let key = (0..100)
+            .map(|i| format!("K{i}"))
+            .find(|key| bus.partition_of(key) == 1)
+            .unwrap();
+        bus.publish("t", &key, b"m").await.unwrap();
+        let delivery = first.next().await.unwrap();
+        assert_eq!(delivery.partition, 1);
+        // A second member takes partition 1 before the first commits.
+        let mut second = bus.subscribe("t", "g").await.unwrap();
+        assert!(matches!(
+            first.commit(&delivery).await,
+            Err(BusError::Rebalanced {
+                partition: 1,
+                offset: 0,
+                ..
+            })
+        ));
+        // The new owner gets the message again and may commit it.
+        let again = second.next().await.unwrap();
+        assert_eq!(again, delivery);
+        second.commit(&again).await.unwrap();
     }
 
     #[tokio::test]

@@ -271,7 +271,12 @@ impl<P: Payload> MessageConsumer<P> {
                     self.bus
                         .publish(&self.dead_letter_topic, &key, &bytes)
                         .await?;
-                    self.inner.commit(&delivery).await?;
+                    match self.inner.commit(&delivery).await {
+                        // The next owner of the partition dead-letters it again: a
+                        // duplicate dead letter, nothing lost.
+                        Ok(()) | Err(BusError::Rebalanced { .. }) => {}
+                        Err(error) => return Err(error),
+                    }
                 }
             }
         }

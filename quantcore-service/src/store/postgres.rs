@@ -668,17 +668,25 @@ impl Store for PgStore {
 
     async fn mark_position(&self, symbol: &str, price: f64, at: DateTime<Utc>) -> Result<bool> {
         super::check_positive("price", price)?;
+        let mut tx = self.begin().await?;
+        // Take the account lock as fills do, so the trigger's snapshot never mixes this
+        // mark with the cash of a fill still in flight.
+        sqlx::query("SELECT cash FROM account WHERE id = 1 FOR UPDATE")
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(StoreError::db("lock account"))?;
         let updated = sqlx::query(
             "UPDATE positions SET current_price = $1, updated_at = $2 WHERE symbol = $3",
         )
         .bind(price)
         .bind(at)
         .bind(symbol)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(StoreError::db("mark position"))?
         .rows_affected()
             == 1;
+        tx.commit().await.map_err(StoreError::db("commit"))?;
         Ok(updated)
     }
 
