@@ -84,6 +84,8 @@ impl KafkaSettings {
         config
             .set("acks", "all")
             .set("enable.idempotence", "true")
+            // Retry without a count limit: message.timeout.ms bounds the time instead.
+            .set("retries", "2147483647")
             .set("retry.backoff.ms", "100")
             .set(
                 "message.timeout.ms",
@@ -281,5 +283,37 @@ impl Consumer for KafkaConsumer {
                 source,
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn producer_is_idempotent_and_waits_for_all_replicas() {
+        let settings = KafkaSettings::new("a:9092,b:9092").with("linger.ms", "2");
+        let config = settings.producer_config();
+        assert_eq!(config.get("bootstrap.servers"), Some("a:9092,b:9092"));
+        assert_eq!(config.get("acks"), Some("all"));
+        assert_eq!(config.get("enable.idempotence"), Some("true"));
+        assert_eq!(config.get("message.timeout.ms"), Some("30000"));
+        assert_eq!(config.get("linger.ms"), Some("2"), "extra properties apply");
+        // librdkafka accepts the combination.
+        KafkaBus::new(settings).unwrap();
+    }
+
+    #[test]
+    fn consumers_commit_by_hand() {
+        let settings = KafkaSettings {
+            session_timeout: Duration::from_secs(9),
+            ..KafkaSettings::new("a:9092")
+        };
+        let config = settings.consumer_config("quantcore-trade");
+        assert_eq!(config.get("group.id"), Some("quantcore-trade"));
+        assert_eq!(config.get("enable.auto.commit"), Some("false"));
+        assert_eq!(config.get("auto.offset.reset"), Some("earliest"));
+        assert_eq!(config.get("session.timeout.ms"), Some("9000"));
+        assert_eq!(config.get("heartbeat.interval.ms"), Some("3000"));
     }
 }
