@@ -41,8 +41,24 @@ if ! pg_bin=$(find_pg_bin); then
   pg_bin=$(find_pg_bin) || { echo "with-postgres: no initdb after installing postgresql" >&2; exit 1; }
 fi
 
-# A free TCP port on loopback: ask the kernel for one.
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+# A free TCP port on loopback: ask the kernel for one (python3), else probe random ones.
+free_port() {
+  if command -v python3 >/dev/null 2>&1; then
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+    return
+  fi
+  local candidate
+  for _ in $(seq 100); do
+    candidate=$((20000 + RANDOM % 40000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$candidate") 2>/dev/null; then
+      echo "$candidate"
+      return
+    fi
+  done
+  echo "with-postgres: no free port found" >&2
+  return 1
+}
+port=$(free_port)
 
 workdir=$(mktemp -d "${TMPDIR:-/tmp}/quantcore-pg.XXXXXX")
 datadir="$workdir/data"
