@@ -308,7 +308,7 @@ impl Store for PgStore {
              WHERE symbol = $1 ORDER BY ts DESC LIMIT $2",
         )
         .bind(symbol)
-        .bind(i64::try_from(count).unwrap_or(i64::MAX))
+        .bind(super::limit(count))
         .fetch_all(&self.pool)
         .await
         .map_err(StoreError::db("load bars"))?;
@@ -775,7 +775,7 @@ impl Store for PgStore {
         let rows = sqlx::query(
             "SELECT * FROM (SELECT * FROM trades ORDER BY id DESC LIMIT $1) t ORDER BY id ASC",
         )
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .bind(super::limit(limit))
         .fetch_all(&self.pool)
         .await
         .map_err(StoreError::db("load trades"))?;

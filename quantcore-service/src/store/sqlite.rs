@@ -233,24 +233,17 @@ impl SqliteStore {
 }
 
 fn position_row(row: &SqliteRow) -> Result<PositionRow> {
-    let get = |column: &'static str| -> Result<f64> {
-        row.try_get(column).map_err(StoreError::db("read position"))
-    };
+    let read = |e| StoreError::db("read position")(e);
     Ok(PositionRow {
-        symbol: row
-            .try_get("symbol")
-            .map_err(StoreError::db("read position"))?,
-        quantity: get("quantity")?,
-        average_price: get("average_price")?,
-        realized_pnl: get("realized_pnl")?,
-        current_price: row
-            .try_get("current_price")
-            .map_err(StoreError::db("read position"))?,
+        symbol: row.try_get("symbol").map_err(read)?,
+        quantity: row.try_get("quantity").map_err(read)?,
+        average_price: row.try_get("average_price").map_err(read)?,
+        realized_pnl: row.try_get("realized_pnl").map_err(read)?,
+        current_price: row.try_get("current_price").map_err(read)?,
         updated_at: from_micros(
             "positions",
             "updated_at",
-            row.try_get("updated_at")
-                .map_err(StoreError::db("read position"))?,
+            row.try_get("updated_at").map_err(read)?,
         )?,
     })
 }
@@ -309,7 +302,7 @@ impl Store for SqliteStore {
              WHERE symbol = ? ORDER BY ts DESC LIMIT ?",
         )
         .bind(symbol)
-        .bind(i64::try_from(count).unwrap_or(i64::MAX))
+        .bind(super::limit(count))
         .fetch_all(&self.pool)
         .await
         .map_err(StoreError::db("load bars"))?;
@@ -741,40 +734,39 @@ impl Store for SqliteStore {
         else {
             return Ok(None);
         };
-        let read = StoreError::db("read order");
-        let parsed = (|| -> std::result::Result<_, sqlx::Error> {
-            Ok((
-                row.try_get::<String, _>("id")?,
-                row.try_get::<String, _>("side")?,
-                row.try_get::<String, _>("kind")?,
-                row.try_get::<String, _>("status")?,
-                row.try_get::<i64, _>("created_at")?,
-                row.try_get::<Option<i64>, _>("filled_at")?,
-            ))
-        })()
-        .map_err(read)?;
-        let (id_text, side, kind, status, created_at, filled_at) = parsed;
-        let get_f64 = |column: &str| -> Result<Option<f64>> {
-            row.try_get(column).map_err(StoreError::db("read order"))
-        };
+        let read = |e| StoreError::db("read order")(e);
+        let filled_at: Option<i64> = row.try_get("filled_at").map_err(read)?;
         Ok(Some(OrderRow {
-            id: parse_uuid("orders", "id", id_text)?,
-            symbol: row
-                .try_get("symbol")
-                .map_err(StoreError::db("read order"))?,
-            side: parse_enum("orders", "side", side, Side::parse)?,
-            kind: parse_enum("orders", "kind", kind, OrderKind::parse)?,
-            quantity: row
-                .try_get("quantity")
-                .map_err(StoreError::db("read order"))?,
-            limit_price: get_f64("limit_price")?,
-            status: parse_enum("orders", "status", status, OrderStatus::parse)?,
-            reject_reason: row
-                .try_get("reject_reason")
-                .map_err(StoreError::db("read order"))?,
-            filled_price: get_f64("filled_price")?,
-            commission: get_f64("commission")?,
-            created_at: from_micros("orders", "created_at", created_at)?,
+            id: parse_uuid("orders", "id", row.try_get("id").map_err(read)?)?,
+            symbol: row.try_get("symbol").map_err(read)?,
+            side: parse_enum(
+                "orders",
+                "side",
+                row.try_get("side").map_err(read)?,
+                Side::parse,
+            )?,
+            kind: parse_enum(
+                "orders",
+                "kind",
+                row.try_get("kind").map_err(read)?,
+                OrderKind::parse,
+            )?,
+            quantity: row.try_get("quantity").map_err(read)?,
+            limit_price: row.try_get("limit_price").map_err(read)?,
+            status: parse_enum(
+                "orders",
+                "status",
+                row.try_get("status").map_err(read)?,
+                OrderStatus::parse,
+            )?,
+            reject_reason: row.try_get("reject_reason").map_err(read)?,
+            filled_price: row.try_get("filled_price").map_err(read)?,
+            commission: row.try_get("commission").map_err(read)?,
+            created_at: from_micros(
+                "orders",
+                "created_at",
+                row.try_get("created_at").map_err(read)?,
+            )?,
             filled_at: filled_at
                 .map(|value| from_micros("orders", "filled_at", value))
                 .transpose()?,
@@ -785,7 +777,7 @@ impl Store for SqliteStore {
         let rows = sqlx::query(
             "SELECT * FROM (SELECT * FROM trades ORDER BY id DESC LIMIT ?) ORDER BY id ASC",
         )
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .bind(super::limit(limit))
         .fetch_all(&self.pool)
         .await
         .map_err(StoreError::db("load trades"))?;
