@@ -95,9 +95,9 @@ fn mock_cluster_owner() -> BaseProducer {
 fn kafka_mock_harness<'a>(cluster: &'a MockCluster<'a, DefaultProducerContext>) -> Harness<'a> {
     // The mock broker gives a rebalance (a member joining a non-empty group) the session
     // timeout less one second to settle; real brokers refuse session timeouts under 6 s,
-    // the mock takes a short one.
+    // the mock takes a shorter one (long enough for heartbeats on a loaded machine).
     let settings = KafkaSettings {
-        session_timeout: Duration::from_millis(1500),
+        session_timeout: Duration::from_secs(3),
         ..kafka_settings(cluster.bootstrap_servers())
     };
     let bus = KafkaBus::new(settings).expect("kafka bus");
