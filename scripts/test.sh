@@ -8,6 +8,8 @@ step() { printf '\n== %s\n' "$*"; }
 
 need_apt=()
 command -v cc >/dev/null || need_apt+=(build-essential)
+command -v make >/dev/null || need_apt+=(make)   # librdkafka builds from source
+command -v curl >/dev/null || need_apt+=(curl)
 command -v python3 >/dev/null || need_apt+=(python3 python3-venv python3-pip)
 if [ ${#need_apt[@]} -gt 0 ]; then
   step "apt-get install ${need_apt[*]}"
@@ -29,8 +31,8 @@ if [ -n "$dups" ]; then
 fi
 echo "one ndarray: $(grep -A1 '^name = "ndarray"$' Cargo.lock | grep version)"
 
-step "cargo test (workspace: unit, doc and integration tests)"
-cargo test --workspace --locked
+step "cargo test (workspace: unit, doc and integration tests; PostgreSQL tests on a throwaway cluster)"
+scripts/with-postgres.sh cargo test --workspace --locked
 
 echo
 echo "all tests passed"

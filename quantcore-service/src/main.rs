@@ -1,5 +1,132 @@
-//! Reference service for quantcore (work in progress: see the issue tracker).
+//! `quantcore-service`: the reference service binary.
+//!
+//! ```text
+//! quantcore-service [FLAGS] <COMMAND>
+//!   run       all roles and the HTTP API in one process (embedded default)
+//!   ingest    the ingest role alone
+//!   ml        the ml role alone
+//!   trade     the trade role alone
+//!   api       the HTTP API alone
+//!   migrate   create or upgrade the database schema
+//!   train     train a model
+//!   backtest  run a backtest
+//! ```
+//!
+//! Configuration layers are described in `quantcore_service::config`.
 
-fn main() {
-    println!("quantcore-service {}", env!("CARGO_PKG_VERSION"));
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use quantcore_service::config::{Config, ConfigFlags};
+use quantcore_service::store;
+
+/// Exit code of a command that is not built yet.
+const EXIT_NOT_IMPLEMENTED: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "quantcore-service",
+    version,
+    about = "quantcore reference service"
+)]
+struct Cli {
+    #[command(flatten)]
+    flags: ConfigFlags,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+enum Command {
+    /// Run every role and the HTTP API in one process.
+    Run,
+    /// Run the ingest role: fetch bars, store them, publish them.
+    Ingest,
+    /// Run the ml role: predict, signal, score anomalies.
+    Ml,
+    /// Run the trade role: size, check risk, fill, update the portfolio.
+    Trade,
+    /// Serve the HTTP API.
+    Api,
+    /// Create or upgrade the database schema, then exit.
+    Migrate,
+    /// Train a model.
+    Train,
+    /// Run a backtest.
+    Backtest,
+}
+
+impl Command {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Run => "run",
+            Self::Ingest => "ingest",
+            Self::Ml => "ml",
+            Self::Trade => "trade",
+            Self::Api => "api",
+            Self::Migrate => "migrate",
+            Self::Train => "train",
+            Self::Backtest => "backtest",
+        }
+    }
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log.level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if config.log.json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn migrate(config: &Config) -> Result<store::Backend, store::StoreError> {
+    let store = store::open(&config.database.url, config.database.max_connections).await?;
+    tracing::info!(backend = ?store.backend(), "migrations applied");
+    Ok(store.backend())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load_from_process(&cli.flags) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    init_logging(&config);
+    match cli.command {
+        Command::Migrate => {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(error) => {
+                    eprintln!("error: cannot start the async runtime: {error}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(migrate(&config)) {
+                Ok(backend) => {
+                    // The URL is not printed: it may hold a password.
+                    println!("database schema is up to date ({backend:?})");
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        command => {
+            eprintln!("quantcore-service {}: not yet implemented", command.name());
+            ExitCode::from(EXIT_NOT_IMPLEMENTED)
+        }
+    }
 }

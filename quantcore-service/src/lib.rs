@@ -1,0 +1,35 @@
+//! Reference service for quantcore: the wiring around the core library.
+//!
+//! The service runs the roles of the design (ingest, ml, trade, api) over two
+//! pluggable pieces of infrastructure, each an object-safe trait with two
+//! implementations and one conformance test suite:
+//!
+//! | piece | trait | implementations |
+//! |---|---|---|
+//! | storage | [`store::Store`] | [`store::PgStore`] (PostgreSQL, stored procedures and triggers), [`store::SqliteStore`] (embedded default) |
+//! | messaging | [`bus::Bus`] | [`bus::KafkaBus`] (rdkafka), [`bus::MemoryBus`] (in-process) |
+//!
+//! Messages on the bus are JSON [`messages::Envelope`]s carrying a schema version and a
+//! unique id for idempotent processing. Configuration ([`config`]) layers defaults, a TOML
+//! file, `QUANTCORE_*` environment variables and command-line flags.
+//!
+//! # Testing
+//! Both conformance suites (`tests/store_conformance.rs`, `tests/bus_conformance.rs`) run
+//! every scenario on every implementation. PostgreSQL is real, started by a script:
+//!
+//! ```text
+//! scripts/with-postgres.sh cargo test -p quantcore-service --locked
+//! ```
+//!
+//! Without `QUANTCORE_TEST_DATABASE_URL` (which the script exports) the PostgreSQL tests
+//! fail and say why; `QUANTCORE_SKIP_POSTGRES=1` skips them explicitly. Kafka runs on
+//! librdkafka's in-process mock cluster; `KAFKA_BROKERS=host:port` adds a real broker.
+//!
+//! The service holds no trading rule of its own: money rules (sizing, risk, fills,
+//! average price, PnL) live in the `quantcore` crate; the store persists what it is
+//! given, atomically.
+
+pub mod bus;
+pub mod config;
+pub mod messages;
+pub mod store;

@@ -1,0 +1,277 @@
+//! Persistence: one object-safe [`Store`] trait, a PostgreSQL and a SQLite implementation.
+//!
+//! # Tables (both backends)
+//! | table | holds |
+//! |---|---|
+//! | `market_data` | bars, primary key `(symbol, ts)`: an upsert replaces a bar |
+//! | `predictions`, `signals`, `anomalies` | the ml role's output |
+//! | `orders` | every order, `FILLED` or `REJECTED` (with the reason) |
+//! | `positions` | one row per symbol: quantity, average price, realized PnL, last mark |
+//! | `trades` | one row per fill |
+//! | `account` | the one cash row (`cash >= 0` is a table constraint) |
+//! | `portfolio_snapshots` | cash, positions value and total after every position change |
+//! | `processed_messages` | `(consumer, message_id)` of handled bus messages (idempotency) |
+//!
+//! PostgreSQL (`migrations/postgres`) carries the design's PL/pgSQL: `check_available_funds`,
+//! the `update_portfolio_value` trigger on `positions` (inserting a snapshot),
+//! `calculate_position_pnl`, `get_portfolio_stats` and the `validate_order` trigger on
+//! `orders`. SQLite (`migrations/sqlite`) has the same tables and the same two triggers
+//! written in SQLite's trigger language; where Postgres calls a procedure, the SQLite store
+//! computes the same thing in Rust. The conformance suite
+//! (`quantcore-service/tests/store_conformance.rs`) runs one set of scenarios against both
+//! and checks they agree.
+//!
+//! # Fills
+//! [`Store::execute_fill`] is the one write path for money. In one transaction it
+//! 1. inserts the idempotency marker (a repeated message returns [`FillOutcome::Duplicate`]),
+//! 2. locks the account row and the symbol's position row (PostgreSQL `SELECT … FOR UPDATE`;
+//!    SQLite serializes writers with `BEGIN IMMEDIATE`),
+//! 3. inserts the order (the `validate_order` trigger may refuse it),
+//! 4. checks funds (PostgreSQL: `check_available_funds`; buys need
+//!    `cash >= quantity * price`, sells need `held >= quantity`),
+//! 5. runs the caller's [`FillPlan`] on the locked state — the core's money rules decide the
+//!    new position and the cash change; the store holds none,
+//! 6. refuses the fill if cash would go negative (commission included),
+//! 7. updates cash, the position (the trigger writes a snapshot), inserts the trade and marks
+//!    the order `FILLED`.
+//!
+//! A refusal at step 4 or 6 commits the order as `REJECTED` with the marker, so a redelivered
+//! message is not retried, and returns [`StoreError::InsufficientFunds`] or
+//! [`StoreError::InsufficientPosition`]. Any other error rolls everything back.
+//!
+//! # Time
+//! PostgreSQL stores `TIMESTAMPTZ`; SQLite stores Unix microseconds in `INTEGER` columns.
+//! Bar timestamps cross the API as Unix seconds (as in [`quantcore::data::Bar`]).
+
+mod error;
+pub mod postgres;
+pub mod sqlite;
+pub mod stats;
+mod types;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+pub use error::StoreError;
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+pub use types::*;
+
+use crate::messages::{AnomalyMessage, SignalMessage};
+
+/// Which implementation a store is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+/// The service's storage; see the [module docs](self).
+///
+/// Object-safe: the service holds an `Arc<dyn Store>`.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Which implementation this is.
+    fn backend(&self) -> Backend;
+
+    /// Applies the pending migrations of this backend.
+    async fn migrate(&self) -> Result<(), StoreError>;
+
+    /// Inserts or replaces bars of `symbol` (key: symbol and timestamp); returns the number
+    /// of bars written. Each bar is checked with [`quantcore::data::Bar::validate`] first.
+    async fn upsert_bars(
+        &self,
+        symbol: &str,
+        bars: &[quantcore::data::Bar],
+    ) -> Result<u64, StoreError>;
+
+    /// Returns the last `count` bars of `symbol`, oldest first.
+    async fn last_bars(
+        &self,
+        symbol: &str,
+        count: usize,
+    ) -> Result<Vec<quantcore::data::Bar>, StoreError>;
+
+    /// Inserts a prediction; returns its id.
+    async fn insert_prediction(&self, prediction: &Prediction) -> Result<i64, StoreError>;
+
+    /// Inserts a signal; returns its id.
+    async fn insert_signal(&self, signal: &SignalMessage) -> Result<i64, StoreError>;
+
+    /// Inserts an anomaly score; returns its id.
+    async fn insert_anomaly(&self, anomaly: &AnomalyMessage) -> Result<i64, StoreError>;
+
+    /// Returns the last `limit` predictions of `symbol`, oldest first.
+    async fn predictions(
+        &self,
+        symbol: &str,
+        limit: usize,
+    ) -> Result<Vec<Stored<Prediction>>, StoreError>;
+
+    /// Returns the last `limit` signals of `symbol`, oldest first.
+    async fn signals(
+        &self,
+        symbol: &str,
+        limit: usize,
+    ) -> Result<Vec<Stored<SignalMessage>>, StoreError>;
+
+    /// Returns the last `limit` anomaly scores of `symbol`, oldest first.
+    async fn anomalies(
+        &self,
+        symbol: &str,
+        limit: usize,
+    ) -> Result<Vec<Stored<AnomalyMessage>>, StoreError>;
+
+    /// Stores the ml role's output and its idempotency marker in one transaction; `None`
+    /// when the message was processed before (nothing written).
+    async fn record_analysis(&self, analysis: &Analysis)
+    -> Result<Option<AnalysisIds>, StoreError>;
+
+    /// Records that `key` was handled; `true` the first time, `false` after. Use the
+    /// `processed` field of the write methods to mark inside the work's own transaction.
+    async fn mark_processed(&self, key: &ProcessedKey) -> Result<bool, StoreError>;
+
+    /// Creates the account with `initial_cash` and its first snapshot (at `at`) unless it
+    /// exists; returns the current cash either way.
+    async fn ensure_account(&self, initial_cash: f64, at: DateTime<Utc>)
+    -> Result<f64, StoreError>;
+
+    /// Returns the cash.
+    ///
+    /// # Errors
+    /// [`StoreError::NoAccount`] before [`Store::ensure_account`].
+    async fn cash(&self) -> Result<f64, StoreError>;
+
+    /// Inserts and fills an order in one transaction; see [Fills](self#fills).
+    async fn execute_fill(
+        &self,
+        request: &FillRequest,
+        plan: FillPlan,
+    ) -> Result<FillOutcome, StoreError>;
+
+    /// Sets the mark price of `symbol`'s position (mark-to-market); the trigger writes a
+    /// snapshot. Returns `false` when there is no position.
+    async fn mark_position(
+        &self,
+        symbol: &str,
+        price: f64,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
+    /// Returns the position of `symbol`, if any.
+    async fn position(&self, symbol: &str) -> Result<Option<PositionRow>, StoreError>;
+
+    /// Returns every position, by symbol.
+    async fn positions(&self) -> Result<Vec<PositionRow>, StoreError>;
+
+    /// Returns the PnL of `symbol`'s position (PostgreSQL: `calculate_position_pnl`).
+    async fn position_pnl(&self, symbol: &str) -> Result<Option<PositionPnl>, StoreError>;
+
+    /// Returns the order with `id`, if any.
+    async fn order(&self, id: Uuid) -> Result<Option<OrderRow>, StoreError>;
+
+    /// Returns the last `limit` trades, oldest first.
+    async fn trades(&self, limit: usize) -> Result<Vec<TradeRow>, StoreError>;
+
+    /// Returns the snapshots with `start <= timestamp <= end`, oldest first.
+    async fn portfolio_history(
+        &self,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<Vec<SnapshotRow>, StoreError>;
+
+    /// Statistics over the snapshots of `[start, end]` (PostgreSQL: `get_portfolio_stats`);
+    /// conventions in [`stats`].
+    async fn portfolio_stats(
+        &self,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        periods_per_year: f64,
+    ) -> Result<PortfolioStats, StoreError>;
+}
+
+/// Opens the store named by `url` (`sqlite:PATH` or `postgres://…`) and applies its
+/// migrations. A SQLite file and its folder are created when missing.
+///
+/// # Errors
+/// [`StoreError::UnsupportedUrl`], a connection error or a migration error.
+pub async fn open(url: &str, max_connections: u32) -> Result<Arc<dyn Store>, StoreError> {
+    let store: Arc<dyn Store> = if url.starts_with("sqlite:") {
+        Arc::new(SqliteStore::connect(url, max_connections).await?)
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Arc::new(PgStore::connect(url, max_connections).await?)
+    } else {
+        return Err(StoreError::UnsupportedUrl {
+            url: url.to_owned(),
+        });
+    };
+    store.migrate().await?;
+    Ok(store)
+}
+
+fn check_positive(field: &'static str, value: f64) -> Result<f64, StoreError> {
+    error::finite(field, value)?;
+    if value > 0.0 {
+        Ok(value)
+    } else {
+        Err(StoreError::InvalidValue {
+            field,
+            value,
+            reason: "must be positive",
+        })
+    }
+}
+
+/// Checks the numbers of a fill request before they reach SQL. Quantity and limit price
+/// only need to be finite here: their business rules are the `validate_order` trigger's.
+fn check_fill_request(request: &FillRequest) -> Result<(), StoreError> {
+    error::finite("quantity", request.order.quantity)?;
+    if let Some(limit) = request.order.limit_price {
+        error::finite("limit_price", limit)?;
+    }
+    check_positive("price", request.price)?;
+    error::finite("commission", request.commission)?;
+    Ok(())
+}
+
+fn check_effects(effects: &FillEffects) -> Result<(), StoreError> {
+    error::finite("position.quantity", effects.position.quantity)?;
+    error::finite("position.average_price", effects.position.average_price)?;
+    error::finite("position.realized_pnl", effects.position.realized_pnl)?;
+    error::finite("cash_delta", effects.cash_delta)?;
+    error::finite("realized_pnl", effects.realized_pnl)?;
+    Ok(())
+}
+
+fn check_bars(symbol: &str, bars: &[quantcore::data::Bar]) -> Result<(), StoreError> {
+    for (row, bar) in bars.iter().enumerate() {
+        bar.validate(row).map_err(|source| StoreError::InvalidBar {
+            symbol: symbol.to_owned(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+fn parse_enum<T>(
+    table: &'static str,
+    column: &'static str,
+    text: String,
+    parse: fn(&str) -> Option<T>,
+) -> Result<T, StoreError> {
+    parse(&text).ok_or(StoreError::Corrupt {
+        table,
+        column,
+        value: text,
+    })
+}
+
+fn limit(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+/// Rows per multi-row `INSERT` (7 binds each, under both backends' bind limits).
+const BAR_CHUNK: usize = 1000;

@@ -1,0 +1,879 @@
+//! The SQLite store: the embedded default, one file, no server.
+//!
+//! - The file (and its folder) is created when missing; WAL journal, `synchronous=NORMAL`,
+//!   foreign keys on, 5 s busy timeout.
+//! - Writers are serialized with `BEGIN IMMEDIATE`: a fill takes the database write lock
+//!   before it reads the cash and position it plans on, which is what PostgreSQL's
+//!   `SELECT … FOR UPDATE` row locks give the other backend.
+//! - Times are stored as Unix microseconds in `INTEGER` columns; order and message ids as
+//!   hyphenated UUID text.
+//! - Where PostgreSQL calls a procedure (`check_available_funds`, `calculate_position_pnl`,
+//!   `get_portfolio_stats`) this store computes the same thing in Rust; the triggers
+//!   (`validate_order`, `update_portfolio_value`) exist in SQLite too (`migrations/sqlite`).
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
+use uuid::Uuid;
+
+use super::error::{INVALID_ORDER_PREFIX, finite};
+use super::{
+    Analysis, AnalysisIds, BAR_CHUNK, Backend, FillOutcome, FillPlan, FillReceipt, FillRequest,
+    LockedState, OrderKind, OrderRow, OrderStatus, PortfolioStats, PositionPnl, PositionRow,
+    PositionState, Prediction, ProcessedKey, Side, SnapshotRow, Store, StoreError, Stored,
+    TradeRow, check_bars, check_effects, check_fill_request, parse_enum,
+};
+use crate::messages::{AnomalyMessage, SignalAction, SignalMessage};
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+/// The SQLite implementation of [`Store`].
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+fn micros(at: DateTime<Utc>) -> i64 {
+    at.timestamp_micros()
+}
+
+fn from_micros(table: &'static str, column: &'static str, value: i64) -> Result<DateTime<Utc>> {
+    DateTime::from_timestamp_micros(value).ok_or(StoreError::Corrupt {
+        table,
+        column,
+        value: value.to_string(),
+    })
+}
+
+fn parse_uuid(table: &'static str, column: &'static str, text: String) -> Result<Uuid> {
+    Uuid::parse_str(&text).map_err(|_| StoreError::Corrupt {
+        table,
+        column,
+        value: text,
+    })
+}
+
+/// Maps an error of the order insert: the `validate_order` triggers raise
+/// `invalid order: …`, a repeated id violates the primary key.
+fn order_insert_error(order_id: Uuid) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |error| {
+        if let Some(db) = error.as_database_error() {
+            if let Some(reason) = db.message().strip_prefix(INVALID_ORDER_PREFIX) {
+                return StoreError::InvalidOrder {
+                    order_id,
+                    reason: reason.to_owned(),
+                };
+            }
+            if db.is_unique_violation() {
+                return StoreError::DuplicateOrder { order_id };
+            }
+        }
+        StoreError::Database {
+            operation: "insert order",
+            source: error,
+        }
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating when missing) the database file of `url` (`sqlite:PATH`,
+    /// `sqlite://PATH`); does not migrate (see [`Store::migrate`]).
+    ///
+    /// # Errors
+    /// [`StoreError::CreateDir`] when the folder cannot be made, else a connection error.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(StoreError::db("parse sqlite url"))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let path = options.get_filename();
+        if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+                path: dir.to_owned(),
+                source,
+            })?;
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .connect_with(options)
+            .await
+            .map_err(StoreError::db("connect"))?;
+        Ok(Self { pool })
+    }
+
+    /// Returns the connection pool (for tests and tools).
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    async fn begin_immediate(&self) -> Result<Transaction<'static, Sqlite>> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(StoreError::db("begin transaction"))
+    }
+
+    async fn insert_processed(
+        tx: &mut Transaction<'static, Sqlite>,
+        key: &ProcessedKey,
+    ) -> Result<bool> {
+        let result = sqlx::query(
+            "INSERT INTO processed_messages (consumer, message_id, processed_at) \
+             VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(&key.consumer)
+        .bind(key.message_id.to_string())
+        .bind(micros(Utc::now()))
+        .execute(&mut **tx)
+        .await
+        .map_err(StoreError::db("mark message processed"))?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn insert_prediction_in(
+        tx: &mut Transaction<'static, Sqlite>,
+        prediction: &Prediction,
+    ) -> Result<i64> {
+        finite("current_price", prediction.current_price)?;
+        finite("predicted_price", prediction.predicted_price)?;
+        sqlx::query(
+            "INSERT INTO predictions (symbol, ts, current_price, predicted_price, model, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(&prediction.symbol)
+        .bind(prediction.timestamp.saturating_mul(1_000_000))
+        .bind(prediction.current_price)
+        .bind(prediction.predicted_price)
+        .bind(&prediction.model)
+        .bind(micros(Utc::now()))
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(StoreError::db("insert prediction"))?
+        .try_get(0)
+        .map_err(StoreError::db("read prediction id"))
+    }
+
+    async fn insert_signal_in(
+        tx: &mut Transaction<'static, Sqlite>,
+        signal: &SignalMessage,
+    ) -> Result<i64> {
+        finite("confidence", signal.confidence)?;
+        finite("price", signal.price)?;
+        finite("predicted_price", signal.predicted_price)?;
+        finite("expected_return", signal.expected_return)?;
+        sqlx::query(
+            "INSERT INTO signals (symbol, ts, action, confidence, price, predicted_price, \
+             stop_loss, take_profit, expected_return, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(&signal.symbol)
+        .bind(signal.timestamp.saturating_mul(1_000_000))
+        .bind(signal.action.as_str())
+        .bind(signal.confidence)
+        .bind(signal.price)
+        .bind(signal.predicted_price)
+        .bind(signal.stop_loss)
+        .bind(signal.take_profit)
+        .bind(signal.expected_return)
+        .bind(micros(Utc::now()))
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(StoreError::db("insert signal"))?
+        .try_get(0)
+        .map_err(StoreError::db("read signal id"))
+    }
+
+    async fn insert_anomaly_in(
+        tx: &mut Transaction<'static, Sqlite>,
+        anomaly: &AnomalyMessage,
+    ) -> Result<i64> {
+        finite("score", anomaly.score)?;
+        sqlx::query(
+            "INSERT INTO anomalies (symbol, ts, score, is_anomaly, created_at) \
+             VALUES (?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(&anomaly.symbol)
+        .bind(anomaly.timestamp.saturating_mul(1_000_000))
+        .bind(anomaly.score)
+        .bind(anomaly.is_anomaly)
+        .bind(micros(Utc::now()))
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(StoreError::db("insert anomaly"))?
+        .try_get(0)
+        .map_err(StoreError::db("read anomaly id"))
+    }
+
+    /// Marks the order `REJECTED`, commits (keeping the idempotency marker) and returns
+    /// `error`.
+    async fn reject(
+        mut tx: Transaction<'static, Sqlite>,
+        order_id: Uuid,
+        error: StoreError,
+    ) -> Result<FillOutcome> {
+        sqlx::query("UPDATE orders SET status = 'REJECTED', reject_reason = ? WHERE id = ?")
+            .bind(error.to_string())
+            .bind(order_id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::db("reject order"))?;
+        tx.commit().await.map_err(StoreError::db("commit"))?;
+        Err(error)
+    }
+}
+
+fn position_row(row: &SqliteRow) -> Result<PositionRow> {
+    let read = |e| StoreError::db("read position")(e);
+    Ok(PositionRow {
+        symbol: row.try_get("symbol").map_err(read)?,
+        quantity: row.try_get("quantity").map_err(read)?,
+        average_price: row.try_get("average_price").map_err(read)?,
+        realized_pnl: row.try_get("realized_pnl").map_err(read)?,
+        current_price: row.try_get("current_price").map_err(read)?,
+        updated_at: from_micros(
+            "positions",
+            "updated_at",
+            row.try_get("updated_at").map_err(read)?,
+        )?,
+    })
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> Backend {
+        Backend::Sqlite
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn upsert_bars(&self, symbol: &str, bars: &[quantcore::data::Bar]) -> Result<u64> {
+        check_bars(symbol, bars)?;
+        let now = micros(Utc::now());
+        let mut tx = self.begin_immediate().await?;
+        let mut written = 0;
+        for chunk in bars.chunks(BAR_CHUNK) {
+            let mut query = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO market_data (symbol, ts, open, high, low, close, volume, ingested_at) ",
+            );
+            query.push_values(chunk, |mut row, bar| {
+                row.push_bind(symbol.to_owned())
+                    .push_bind(bar.timestamp.saturating_mul(1_000_000))
+                    .push_bind(bar.open)
+                    .push_bind(bar.high)
+                    .push_bind(bar.low)
+                    .push_bind(bar.close)
+                    .push_bind(bar.volume)
+                    .push_bind(now);
+            });
+            query.push(
+                " ON CONFLICT (symbol, ts) DO UPDATE SET open = excluded.open, \
+                 high = excluded.high, low = excluded.low, close = excluded.close, \
+                 volume = excluded.volume, ingested_at = excluded.ingested_at",
+            );
+            written += query
+                .build()
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::db("upsert bars"))?
+                .rows_affected();
+        }
+        tx.commit().await.map_err(StoreError::db("commit"))?;
+        Ok(written)
+    }
+
+    async fn last_bars(&self, symbol: &str, count: usize) -> Result<Vec<quantcore::data::Bar>> {
+        let rows = sqlx::query(
+            "SELECT ts, open, high, low, close, volume FROM market_data \
+             WHERE symbol = ? ORDER BY ts DESC LIMIT ?",
+        )
+        .bind(symbol)
+        .bind(super::limit(count))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::db("load bars"))?;
+        let mut bars = rows
+            .iter()
+            .map(|row| {
+                let micros: i64 = row.try_get("ts")?;
+                Ok(quantcore::data::Bar {
+                    timestamp: micros.div_euclid(1_000_000),
+                    open: row.try_get("open")?,
+                    high: row.try_get("high")?,
+                    low: row.try_get("low")?,
+                    close: row.try_get("close")?,
+                    volume: row.try_get("volume")?,
+                })
+            })
+            .collect::<std::result::Result<Vec<_>, sqlx::Error>>()
+            .map_err(StoreError::db("read bars"))?;
+        bars.reverse();
+        Ok(bars)
+    }
+
+    async fn insert_prediction(&self, prediction: &Prediction) -> Result<i64> {
+        let mut tx = self.begin_immediate().await?;
+        let id = Self::insert_prediction_in(&mut tx, prediction).await?;
+        tx.commit().await.map_err(StoreError::db("commit"))?;
+        Ok(id)
+    }
+
+    async fn insert_signal(&self, signal: &SignalMessage) -> Result<i64> {
+        let mut tx = self.begin_immediate().await?;
+        let id = Self::insert_signal_in(&mut tx, signal).await?;
+        tx.commit().await.map_err(StoreError::db("commit"))?;
+        Ok(id)
+    }
+
+    async fn insert_anomaly(&self, anomaly: &AnomalyMessage) -> Result<i64> {
+        let mut tx = self.begin_immediate().await?;
+        let id = Self::insert_anomaly_in(&mut tx, anomaly).await?;
+        tx.commit().await.map_err(StoreError::db("commit"))?;
+        Ok(id)
+    }
+
+    async fn predictions(&self, symbol: &str, limit: usize) -> Result<Vec<Stored<Prediction>>> {
+        let rows = sqlx::query(
+            "SELECT * FROM (SELECT * FROM predictions WHERE symbol = ? ORDER BY id DESC LIMIT ?) \
+             ORDER BY id ASC",
+        )
+        .bind(symbol)
+        .bind(super::limit(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::db("load predictions"))?;
+        rows.iter()
+            .map(|row| {
+                let read = |e| StoreError::db("read prediction")(e);
+                let ts: i64 = row.try_get("ts").map_err(read)?;
+                Ok(Stored {
+                    id: row.try_get("id").map_err(read)?,
+                    created_at: from_micros(
+                        "predictions",
+                        "created_at",
+                        row.try_get("created_at").map_err(read)?,
+                    )?,
+                    record: Prediction {
+                        symbol: row.try_get("symbol").map_err(read)?,
+                        timestamp: ts.div_euclid(1_000_000),
+                        current_price: row.try_get("current_price").map_err(read)?,
+                        predicted_price: row.try_get("predicted_price").map_err(read)?,
+                        model: row.try_get("model").map_err(read)?,
+                    },
+                })
+            })
+            .collect()
+    }
+
+    async fn signals(&self, symbol: &str, limit: usize) -> Result<Vec<Stored<SignalMessage>>> {
+        let rows = sqlx::query(
+            "SELECT * FROM (SELECT * FROM signals WHERE symbol = ? ORDER BY id DESC LIMIT ?) \
+             ORDER BY id ASC",
+        )
+        .bind(symbol)
+        .bind(super::limit(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::db("load signals"))?;
+        rows.iter()
+            .map(|row| {
+                let read = |e| StoreError::db("read signal")(e);
+                let ts: i64 = row.try_get("ts").map_err(read)?;
+                Ok(Stored {
+                    id: row.try_get("id").map_err(read)?,
+                    created_at: from_micros(
+                        "signals",
+                        "created_at",
+                        row.try_get("created_at").map_err(read)?,
+                    )?,
+                    record: SignalMessage {
+                        symbol: row.try_get("symbol").map_err(read)?,
+                        timestamp: ts.div_euclid(1_000_000),
+                        action: parse_enum(
+                            "signals",
+                            "action",
+                            row.try_get("action").map_err(read)?,
+                            SignalAction::parse,
+                        )?,
+                        confidence: row.try_get("confidence").map_err(read)?,
+                        price: row.try_get("price").map_err(read)?,
+                        predicted_price: row.try_get("predicted_price").map_err(read)?,
+                        stop_loss: row.try_get("stop_loss").map_err(read)?,
+                        take_profit: row.try_get("take_profit").map_err(read)?,
+                        expected_return: row.try_get("expected_return").map_err(read)?,
+                    },
+                })
+            })
+            .collect()
+    }
+
+    async fn anomalies(&self, symbol: &str, limit: usize) -> Result<Vec<Stored<AnomalyMessage>>> {
+        let rows = sqlx::query(
+            "SELECT * FROM (SELECT * FROM anomalies WHERE symbol = ? ORDER BY id DESC LIMIT ?) \
+             ORDER BY id ASC",
+        )
+        .bind(symbol)
+        .bind(super::limit(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::db("load anomalies"))?;
+        rows.iter()
+            .map(|row| {
+                let read = |e| StoreError::db("read anomaly")(e);
+                let ts: i64 = row.try_get("ts").map_err(read)?;
+                Ok(Stored {
+                    id: row.try_get("id").map_err(read)?,
+                    created_at: from_micros(
+                        "anomalies",
+                        "created_at",
+                        row.try_get("created_at").map_err(read)?,
+                    )?,
+                    record: AnomalyMessage {
+                        symbol: row.try_get("symbol").map_err(read)?,
+                        timestamp: ts.div_euclid(1_000_000),
+                        score: row.try_get("score").map_err(read)?,
+                        is_anomaly: row.try_get("is_anomaly").map_err(read)?,
+                    },
+                })
+            })
+            .collect()
+    }
+
+    async fn record_analysis(&self, analysis: &Analysis) -> Result<Option<AnalysisIds>> {
+        let mut tx = self.begin_immediate().await?;
+        if let Some(key) = &analysis.processed
+            && !Self::insert_processed(&mut tx, key).await?
+        {
+            return Ok(None);
+        }
+        let mut ids = AnalysisIds::default();
+        if let Some(prediction) = &analysis.prediction {
+            ids.prediction = Some(Self::insert_prediction_in(&mut tx, prediction).await?);
+        }
+        if let Some(signal) = &analysis.signal {
+            ids.signal = Some(Self::insert_signal_in(&mut tx, signal).await?);
+        }
+        if let Some(anomaly) = &analysis.anomaly {
+            ids.anomaly = Some(Self::insert_anomaly_in(&mut tx, anomaly).await?);
+        }
+        tx.commit().await.map_err(StoreError::db("commit"))?;
+        Ok(Some(ids))
+    }
+
+    async fn mark_processed(&self, key: &ProcessedKey) -> Result<bool> {
+        let mut tx = self.begin_immediate().await?;
+        let fresh = Self::insert_processed(&mut tx, key).await?;
+        tx.commit().await.map_err(StoreError::db("commit"))?;
+        Ok(fresh)
+    }
+
+    async fn ensure_account(&self, initial_cash: f64, at: DateTime<Utc>) -> Result<f64> {
+        super::check_positive("initial_cash", initial_cash)?;
+        let mut tx = self.begin_immediate().await?;
+        let created = sqlx::query(
+            "INSERT INTO account (id, cash, initial_cash, updated_at) VALUES (1, ?, ?, ?) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(initial_cash)
+        .bind(initial_cash)
+        .bind(micros(at))
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::db("create account"))?
+        .rows_affected()
+            == 1;
+        if created {
+            sqlx::query(
+                "INSERT INTO portfolio_snapshots (ts, cash, positions_value, total_value) \
+                 VALUES (?, ?, 0.0, ?)",
+            )
+            .bind(micros(at))
+            .bind(initial_cash)
+            .bind(initial_cash)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::db("insert first snapshot"))?;
+        }
+        let cash: f64 = sqlx::query_scalar("SELECT cash FROM account WHERE id = 1")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(StoreError::db("read cash"))?;
+        tx.commit().await.map_err(StoreError::db("commit"))?;
+        Ok(cash)
+    }
+
+    async fn cash(&self) -> Result<f64> {
+        sqlx::query_scalar("SELECT cash FROM account WHERE id = 1")
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::db("read cash"))?
+            .ok_or(StoreError::NoAccount)
+    }
+
+    async fn execute_fill(&self, request: &FillRequest, plan: FillPlan) -> Result<FillOutcome> {
+        check_fill_request(request)?;
+        let order = &request.order;
+        // BEGIN IMMEDIATE takes the write lock now: no other writer can change the cash or
+        // the position between the reads below and the writes.
+        let mut tx = self.begin_immediate().await?;
+        if let Some(key) = &request.processed
+            && !Self::insert_processed(&mut tx, key).await?
+        {
+            return Ok(FillOutcome::Duplicate);
+        }
+        let cash: f64 = sqlx::query_scalar("SELECT cash FROM account WHERE id = 1")
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(StoreError::db("lock account"))?
+            .ok_or(StoreError::NoAccount)?;
+        let position = sqlx::query(
+            "SELECT quantity, average_price, realized_pnl FROM positions WHERE symbol = ?",
+        )
+        .bind(&order.symbol)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(StoreError::db("lock position"))?
+        .map(|row| -> std::result::Result<PositionState, sqlx::Error> {
+            Ok(PositionState {
+                quantity: row.try_get("quantity")?,
+                average_price: row.try_get("average_price")?,
+                realized_pnl: row.try_get("realized_pnl")?,
+            })
+        })
+        .transpose()
+        .map_err(StoreError::db("read position"))?
+        .unwrap_or_default();
+
+        sqlx::query(
+            "INSERT INTO orders (id, symbol, side, kind, quantity, limit_price, status, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, 'NEW', ?)",
+        )
+        .bind(order.id.to_string())
+        .bind(&order.symbol)
+        .bind(order.side.as_str())
+        .bind(order.kind.as_str())
+        .bind(order.quantity)
+        .bind(order.limit_price)
+        .bind(micros(order.created_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(order_insert_error(order.id))?;
+
+        // check_available_funds, as the PostgreSQL function computes it.
+        match order.side {
+            Side::Buy => {
+                let required = order.quantity * request.price;
+                if cash < required {
+                    let error = StoreError::InsufficientFunds {
+                        order_id: order.id,
+                        required,
+                        available: cash,
+                    };
+                    return Self::reject(tx, order.id, error).await;
+                }
+            }
+            Side::Sell => {
+                if position.quantity < order.quantity {
+                    let error = StoreError::InsufficientPosition {
+                        order_id: order.id,
+                        symbol: order.symbol.clone(),
+                        requested: order.quantity,
+                        held: position.quantity,
+                    };
+                    return Self::reject(tx, order.id, error).await;
+                }
+            }
+        }
+
+        let effects =
+            plan(&LockedState { cash, position }).map_err(|source| StoreError::PlanRejected {
+                order_id: order.id,
+                source,
+            })?;
+        check_effects(&effects)?;
+        let cash_after = cash + effects.cash_delta;
+        if cash_after < 0.0 {
+            let error = StoreError::InsufficientFunds {
+                order_id: order.id,
+                required: -effects.cash_delta,
+                available: cash,
+            };
+            return Self::reject(tx, order.id, error).await;
+        }
+
+        let filled_at = micros(request.filled_at);
+        // Cash first: the position trigger's snapshot reads the new cash.
+        sqlx::query("UPDATE account SET cash = ?, updated_at = ? WHERE id = 1")
+            .bind(cash_after)
+            .bind(filled_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::db("update cash"))?;
+        sqlx::query(
+            "INSERT INTO positions (symbol, quantity, average_price, realized_pnl, current_price, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (symbol) DO UPDATE SET quantity = excluded.quantity, \
+             average_price = excluded.average_price, realized_pnl = excluded.realized_pnl, \
+             current_price = excluded.current_price, updated_at = excluded.updated_at",
+        )
+        .bind(&order.symbol)
+        .bind(effects.position.quantity)
+        .bind(effects.position.average_price)
+        .bind(effects.position.realized_pnl)
+        .bind(request.price)
+        .bind(filled_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::db("update position"))?;
+        let trade_id: i64 = sqlx::query_scalar(
+            "INSERT INTO trades (order_id, symbol, side, quantity, price, commission, realized_pnl, executed_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(order.id.to_string())
+        .bind(&order.symbol)
+        .bind(order.side.as_str())
+        .bind(order.quantity)
+        .bind(request.price)
+        .bind(request.commission)
+        .bind(effects.realized_pnl)
+        .bind(filled_at)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(StoreError::db("insert trade"))?;
+        sqlx::query(
+            "UPDATE orders SET status = 'FILLED', filled_price = ?, commission = ?, filled_at = ? \
+             WHERE id = ?",
+        )
+        .bind(request.price)
+        .bind(request.commission)
+        .bind(filled_at)
+        .bind(order.id.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::db("mark order filled"))?;
+        tx.commit().await.map_err(StoreError::db("commit"))?;
+        Ok(FillOutcome::Filled(FillReceipt {
+            order_id: order.id,
+            trade_id,
+            cash_after,
+            position: effects.position,
+        }))
+    }
+
+    async fn mark_position(&self, symbol: &str, price: f64, at: DateTime<Utc>) -> Result<bool> {
+        super::check_positive("price", price)?;
+        let mut tx = self.begin_immediate().await?;
+        let updated =
+            sqlx::query("UPDATE positions SET current_price = ?, updated_at = ? WHERE symbol = ?")
+                .bind(price)
+                .bind(micros(at))
+                .bind(symbol)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::db("mark position"))?
+                .rows_affected()
+                == 1;
+        tx.commit().await.map_err(StoreError::db("commit"))?;
+        Ok(updated)
+    }
+
+    async fn position(&self, symbol: &str) -> Result<Option<PositionRow>> {
+        sqlx::query("SELECT * FROM positions WHERE symbol = ?")
+            .bind(symbol)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::db("load position"))?
+            .as_ref()
+            .map(position_row)
+            .transpose()
+    }
+
+    async fn positions(&self) -> Result<Vec<PositionRow>> {
+        sqlx::query("SELECT * FROM positions ORDER BY symbol")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::db("load positions"))?
+            .iter()
+            .map(position_row)
+            .collect()
+    }
+
+    async fn position_pnl(&self, symbol: &str) -> Result<Option<PositionPnl>> {
+        // The arithmetic of calculate_position_pnl (PostgreSQL), operand for operand.
+        Ok(self.position(symbol).await?.map(|p| {
+            let mark = p.current_price.unwrap_or(p.average_price);
+            let unrealized = p.quantity * (mark - p.average_price);
+            PositionPnl {
+                realized: p.realized_pnl,
+                unrealized,
+                total: p.realized_pnl + unrealized,
+            }
+        }))
+    }
+
+    async fn order(&self, id: Uuid) -> Result<Option<OrderRow>> {
+        let Some(row) = sqlx::query("SELECT * FROM orders WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::db("load order"))?
+        else {
+            return Ok(None);
+        };
+        let read = |e| StoreError::db("read order")(e);
+        let filled_at: Option<i64> = row.try_get("filled_at").map_err(read)?;
+        Ok(Some(OrderRow {
+            id: parse_uuid("orders", "id", row.try_get("id").map_err(read)?)?,
+            symbol: row.try_get("symbol").map_err(read)?,
+            side: parse_enum(
+                "orders",
+                "side",
+                row.try_get("side").map_err(read)?,
+                Side::parse,
+            )?,
+            kind: parse_enum(
+                "orders",
+                "kind",
+                row.try_get("kind").map_err(read)?,
+                OrderKind::parse,
+            )?,
+            quantity: row.try_get("quantity").map_err(read)?,
+            limit_price: row.try_get("limit_price").map_err(read)?,
+            status: parse_enum(
+                "orders",
+                "status",
+                row.try_get("status").map_err(read)?,
+                OrderStatus::parse,
+            )?,
+            reject_reason: row.try_get("reject_reason").map_err(read)?,
+            filled_price: row.try_get("filled_price").map_err(read)?,
+            commission: row.try_get("commission").map_err(read)?,
+            created_at: from_micros(
+                "orders",
+                "created_at",
+                row.try_get("created_at").map_err(read)?,
+            )?,
+            filled_at: filled_at
+                .map(|value| from_micros("orders", "filled_at", value))
+                .transpose()?,
+        }))
+    }
+
+    async fn trades(&self, limit: usize) -> Result<Vec<TradeRow>> {
+        let rows = sqlx::query(
+            "SELECT * FROM (SELECT * FROM trades ORDER BY id DESC LIMIT ?) ORDER BY id ASC",
+        )
+        .bind(super::limit(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::db("load trades"))?;
+        rows.iter()
+            .map(|row| {
+                let read = |e| StoreError::db("read trade")(e);
+                Ok(TradeRow {
+                    id: row.try_get("id").map_err(read)?,
+                    order_id: parse_uuid(
+                        "trades",
+                        "order_id",
+                        row.try_get("order_id").map_err(read)?,
+                    )?,
+                    symbol: row.try_get("symbol").map_err(read)?,
+                    side: parse_enum(
+                        "trades",
+                        "side",
+                        row.try_get("side").map_err(read)?,
+                        Side::parse,
+                    )?,
+                    quantity: row.try_get("quantity").map_err(read)?,
+                    price: row.try_get("price").map_err(read)?,
+                    commission: row.try_get("commission").map_err(read)?,
+                    realized_pnl: row.try_get("realized_pnl").map_err(read)?,
+                    executed_at: from_micros(
+                        "trades",
+                        "executed_at",
+                        row.try_get("executed_at").map_err(read)?,
+                    )?,
+                })
+            })
+            .collect()
+    }
+
+    async fn portfolio_history(
+        &self,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<Vec<SnapshotRow>> {
+        let rows = sqlx::query(
+            "SELECT id, ts, cash, positions_value, total_value FROM portfolio_snapshots \
+             WHERE ts >= ? AND ts <= ? ORDER BY ts, id",
+        )
+        .bind(micros(start))
+        .bind(micros(end))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::db("load snapshots"))?;
+        rows.iter()
+            .map(|row| {
+                let read = |e| StoreError::db("read snapshot")(e);
+                Ok(SnapshotRow {
+                    id: row.try_get("id").map_err(read)?,
+                    timestamp: from_micros(
+                        "portfolio_snapshots",
+                        "ts",
+                        row.try_get("ts").map_err(read)?,
+                    )?,
+                    cash: row.try_get("cash").map_err(read)?,
+                    positions_value: row.try_get("positions_value").map_err(read)?,
+                    total_value: row.try_get("total_value").map_err(read)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn portfolio_stats(
+        &self,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        periods_per_year: f64,
+    ) -> Result<PortfolioStats> {
+        super::check_positive("periods_per_year", periods_per_year)?;
+        let values: Vec<f64> = self
+            .portfolio_history(start, end)
+            .await?
+            .iter()
+            .map(|snapshot| snapshot.total_value)
+            .collect();
+        Ok(super::stats::portfolio_stats(&values, periods_per_year))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn creates_the_file_and_its_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested/data/quantcore.db");
+        let url = format!("sqlite://{}", path.display());
+        let store = super::super::open(&url, 2).await.unwrap();
+        assert!(path.exists());
+        assert_eq!(store.backend(), Backend::Sqlite);
+        // Migrating twice is a no-op.
+        store.migrate().await.unwrap();
+    }
+}
