@@ -34,5 +34,14 @@ echo "one ndarray: $(grep -A1 '^name = "ndarray"$' Cargo.lock | grep version)"
 step "cargo test (workspace: unit, doc and integration tests; PostgreSQL tests on a throwaway cluster)"
 scripts/with-postgres.sh cargo test --workspace --locked
 
+step "Python module: build, pytest, mypy --strict, example script"
+scripts/test-python.sh
+
+step "main command smoke run (quickstart example on the bundled sample data)"
+out="$(mktemp -d)"
+cargo run --locked -q -p quantcore --example quickstart -- "$out/report.html" > "$out/stdout.txt"
+grep -q "HTML report written" "$out/stdout.txt" && test -s "$out/report.html"
+rm -rf "$out"
+
 echo
 echo "all tests passed"
