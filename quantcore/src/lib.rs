@@ -63,3 +63,8 @@ pub use ml::lstm::{EpochProgress, LstmConfig, LstmNetwork, LstmPredictor, Scaler
 /// The linfa and ndarray the estimators are built on, re-exported so callers use the
 /// same versions.
 pub use {linfa, ndarray};
+
+/// The README's Rust examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
