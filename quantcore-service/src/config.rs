@@ -272,6 +272,9 @@ pub struct ConfigFlags {
     /// Log filter directive.
     #[arg(long, global = true, value_name = "FILTER")]
     pub log_level: Option<String>,
+    /// Pause between replayed bars, milliseconds (0: as fast as the pipeline goes).
+    #[arg(long, global = true, value_name = "MS")]
+    pub replay_interval_ms: Option<u64>,
 }
 
 /// How an environment variable's text becomes a TOML value.
@@ -619,6 +622,14 @@ fn apply_flags(merged: &mut toml::Table, flags: &ConfigFlags) {
     }
     if let Some(level) = &flags.log_level {
         set_path(merged, ["log", "level"], text(level));
+    }
+    if let Some(ms) = flags.replay_interval_ms {
+        let ms = i64::try_from(ms).unwrap_or(i64::MAX);
+        set_path(
+            merged,
+            ["source", "replay_interval_ms"],
+            Some(toml::Value::Integer(ms)),
+        );
     }
 }
 

@@ -29,7 +29,10 @@
 //! average price, PnL) live in the `quantcore` crate; the store persists what it is
 //! given, atomically.
 
+pub mod api;
 pub mod bus;
 pub mod config;
 pub mod messages;
+pub mod roles;
+pub mod service;
 pub mod store;
