@@ -216,11 +216,10 @@ pub async fn run(config: &Config, roles: Roles) -> Result<(), ServiceError> {
     }
     tasks.abort_all();
     let _ = stop_tx.send(true);
-    if let Some(task) = api_task {
-        match task.await {
-            Ok(Err(error)) => return Err(ServiceError::Api(error)),
-            Ok(Ok(())) | Err(_) => {}
-        }
+    if let Some(task) = api_task
+        && let Ok(Err(error)) = task.await
+    {
+        return Err(ServiceError::Api(error));
     }
     if let Ok((cash, value)) = roles::portfolio_value(store.as_ref()).await {
         tracing::info!(cash, portfolio_value = value, "stopped");
