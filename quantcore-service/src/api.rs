@@ -8,7 +8,7 @@
 //! | `GET /predictions/{symbol}?limit=`, `GET /signals/{symbol}?limit=` | the ml role's output |
 //! | `GET /positions` | every position |
 //! | `GET /portfolio` | cash, positions value, total value |
-//! | `GET /portfolio/history?start=&end=` | snapshots (RFC 3339 times; default: all) |
+//! | `GET /portfolio/history?start=&end=` | snapshots (RFC 3339 times; default 1900 to 9999) |
 //! | `GET /trades?limit=` | the last trades |
 //! | `GET /orders/{id}` | one order, 404 when unknown |
 //! | `POST /orders` | `{"symbol", "side": "BUY"/"SELL", "quantity"}`: a market order at the last stored close, through the trade role's path (core risk check, [`crate::roles::execute_order`]) |
@@ -296,8 +296,13 @@ async fn portfolio_history(
     State(state): State<AppState>,
     Query(query): Query<HistoryQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let start = query.start.unwrap_or(DateTime::<Utc>::MIN_UTC);
-    let end = query.end.unwrap_or(DateTime::<Utc>::MAX_UTC);
+    // Defaults inside PostgreSQL's timestamptz range (chrono's MIN/MAX are outside it).
+    let start = query
+        .start
+        .unwrap_or_else(|| DateTime::from_timestamp(-2_208_988_800, 0).expect("1900-01-01"));
+    let end = query
+        .end
+        .unwrap_or_else(|| DateTime::from_timestamp(253_402_300_799, 0).expect("9999-12-31"));
     if start > end {
         return Err(ApiError::bad_request("`start` must not be after `end`"));
     }

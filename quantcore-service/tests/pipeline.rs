@@ -39,9 +39,47 @@ async fn sqlite() -> (Arc<dyn Store>, tempfile::TempDir) {
     (store::open(&url, 4).await.unwrap(), dir)
 }
 
+/// A migrated PostgreSQL store in a schema of its own, or `None` when PostgreSQL tests are
+/// explicitly skipped (`QUANTCORE_SKIP_POSTGRES=1`).
+///
+/// # Panics
+/// When `QUANTCORE_TEST_DATABASE_URL` is unset and the tests are not skipped.
+async fn postgres() -> Option<Arc<dyn Store>> {
+    let Ok(url) = std::env::var("QUANTCORE_TEST_DATABASE_URL") else {
+        if std::env::var("QUANTCORE_SKIP_POSTGRES").as_deref() == Ok("1") {
+            let _ = std::io::Write::write_all(
+                &mut std::io::stderr(),
+                b"SKIPPED: PostgreSQL test (QUANTCORE_SKIP_POSTGRES=1)\n",
+            );
+            return None;
+        }
+        panic!(
+            "QUANTCORE_TEST_DATABASE_URL is not set: run through scripts/with-postgres.sh, \
+             or set QUANTCORE_SKIP_POSTGRES=1 to skip explicitly"
+        );
+    };
+    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let store = store::PgStore::connect_in_schema(&url, &schema, 4)
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    Some(Arc::new(store))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn replayed_bars_trade_and_the_books_balance() {
+async fn replayed_bars_trade_and_the_books_balance_on_sqlite() {
     let (store, _dir) = sqlite().await;
+    replay_and_check(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replayed_bars_trade_and_the_books_balance_on_postgres() {
+    if let Some(store) = postgres().await {
+        replay_and_check(store).await;
+    }
+}
+
+async fn replay_and_check(store: Arc<dyn Store>) {
     let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new(4));
     let stats = Arc::new(Stats::default());
     let settings = TradeSettings::default();
@@ -173,8 +211,8 @@ async fn replayed_bars_trade_and_the_books_balance() {
     // a later one.)
     let history = store
         .portfolio_history(
-            chrono::DateTime::<chrono::Utc>::MIN_UTC,
-            chrono::DateTime::<chrono::Utc>::MAX_UTC,
+            chrono::DateTime::from_timestamp(0, 0).unwrap(),
+            chrono::DateTime::from_timestamp(4_102_444_800, 0).unwrap(),
         )
         .await
         .unwrap();
