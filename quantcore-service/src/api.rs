@@ -22,7 +22,7 @@
 use std::sync::Arc;
 
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -145,6 +145,23 @@ pub async fn serve(
 
 const MAX_LIMIT: usize = 10_000;
 
+/// [`Query`] with its rejection as a JSON [`ApiError`].
+struct ApiQuery<T>(T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(value)| ApiQuery(value))
+            .map_err(|rejection| ApiError::new(rejection.status(), rejection.body_text()))
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct LimitQuery {
@@ -223,7 +240,7 @@ async fn ready(State(state): State<AppState>) -> Response {
 async fn market_data(
     State(state): State<AppState>,
     Path(symbol): Path<String>,
-    Query(query): Query<LimitQuery>,
+    ApiQuery(query): ApiQuery<LimitQuery>,
 ) -> Result<Json<Vec<quantcore::Bar>>, ApiError> {
     check_symbol(&symbol)?;
     Ok(Json(state.store.last_bars(&symbol, query.get()?).await?))
@@ -232,7 +249,7 @@ async fn market_data(
 async fn predictions(
     State(state): State<AppState>,
     Path(symbol): Path<String>,
-    Query(query): Query<LimitQuery>,
+    ApiQuery(query): ApiQuery<LimitQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     check_symbol(&symbol)?;
     Ok(Json(json!(
@@ -243,7 +260,7 @@ async fn predictions(
 async fn signals(
     State(state): State<AppState>,
     Path(symbol): Path<String>,
-    Query(query): Query<LimitQuery>,
+    ApiQuery(query): ApiQuery<LimitQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     check_symbol(&symbol)?;
     Ok(Json(json!(
@@ -294,7 +311,7 @@ struct HistoryQuery {
 
 async fn portfolio_history(
     State(state): State<AppState>,
-    Query(query): Query<HistoryQuery>,
+    ApiQuery(query): ApiQuery<HistoryQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     // Defaults inside PostgreSQL's timestamptz range (chrono's MIN/MAX are outside it).
     let start = query
@@ -313,7 +330,7 @@ async fn portfolio_history(
 
 async fn trades(
     State(state): State<AppState>,
-    Query(query): Query<LimitQuery>,
+    ApiQuery(query): ApiQuery<LimitQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     Ok(Json(json!(state.store.trades(query.get()?).await?)))
 }

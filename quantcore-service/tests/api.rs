@@ -78,6 +78,11 @@ async fn health_ready_and_market_data() {
     let (status, body) = call(&state, get("/market-data/ACME?limit=0")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(body["error"].as_str().unwrap().contains("`limit`"));
+    let (status, body) = call(&state, get("/market-data/ACME?limit=many")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["error"].as_str().unwrap().contains("limit"), "{body}");
+    let (status, body) = call(&state, get("/portfolio/history?start=yesterday")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     let (status, body) = call(&state, get("/market-data/A%20B")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     let (status, body) = call(&state, get("/nowhere")).await;
