@@ -82,7 +82,9 @@ impl From<StoreError> for ApiError {
             StoreError::InvalidValue { .. } | StoreError::InvalidBar { .. } => {
                 Self::bad_request(error.to_string())
             }
-            StoreError::InsufficientFunds { .. } | StoreError::InsufficientPosition { .. } => {
+            StoreError::InsufficientFunds { .. }
+            | StoreError::InsufficientPosition { .. }
+            | StoreError::PlanRejected { .. } => {
                 Self::new(StatusCode::UNPROCESSABLE_ENTITY, error.to_string())
             }
             other => {

@@ -761,7 +761,8 @@ pub async fn trade_role(
             }
             Err(RoleError::Store(
                 error @ (StoreError::InsufficientFunds { .. }
-                | StoreError::InsufficientPosition { .. }),
+                | StoreError::InsufficientPosition { .. }
+                | StoreError::PlanRejected { .. }),
             )) => {
                 Stats::bump(&stats.orders_refused);
                 tracing::info!(symbol = %signal.symbol, %error, "order rejected by the store");

@@ -284,3 +284,85 @@ async fn backtest_is_the_library_engine() {
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+/// 50 concurrent buys that together need about five times the cash: exactly the affordable
+/// ones fill, in some order, and cash never goes negative.
+async fn concurrent_orders_never_overdraw(mut state: AppState) {
+    // Cash is the binding limit here, not the position size.
+    state.trade.limits.max_position_fraction = 2.0;
+    let close = quantcore::sample::daily().unwrap()["ACME"].bar(299).close;
+    let price = close * 1.0005;
+    let unit_cost = price * 1.001;
+    // Each order costs about 10 % of the cash: 50 of them need about five times the cash.
+    let quantity = (100_000.0 / unit_cost / 10.0).floor();
+    let order = json!({"symbol": "ACME", "side": "BUY", "quantity": quantity});
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..50 {
+        let state = state.clone();
+        let order = order.clone();
+        tasks.spawn(async move { call(&state, post("/orders", &order, None)).await });
+    }
+    let mut filled = 0;
+    while let Some(done) = tasks.join_next().await {
+        let (status, body) = done.unwrap();
+        match status {
+            StatusCode::CREATED => filled += 1,
+            StatusCode::UNPROCESSABLE_ENTITY => {}
+            other => panic!("{other}: {body}"),
+        }
+    }
+    let cost = quantity * price * 1.001;
+    let affordable = (100_000.0 / cost).floor() as usize;
+    assert_eq!(
+        filled, affordable,
+        "filled {filled} of {affordable} affordable"
+    );
+    let cash = state.store.cash().await.unwrap();
+    assert!(cash >= 0.0);
+    assert!(
+        (cash - (100_000.0 - filled as f64 * cost)).abs() < 1e-6,
+        "{cash}"
+    );
+    let trades = state.store.trades(1000).await.unwrap();
+    assert_eq!(trades.len(), filled);
+    let position = state.store.position("ACME").await.unwrap().unwrap();
+    assert_eq!(position.quantity, filled as f64 * quantity);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_orders_never_overdraw_on_sqlite() {
+    let (state, _dir) = state(None).await;
+    concurrent_orders_never_overdraw(state).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_orders_never_overdraw_on_postgres() {
+    let Ok(url) = std::env::var("QUANTCORE_TEST_DATABASE_URL") else {
+        if std::env::var("QUANTCORE_SKIP_POSTGRES").as_deref() == Ok("1") {
+            let _ = std::io::Write::write_all(
+                &mut std::io::stderr(),
+                b"SKIPPED: PostgreSQL test (QUANTCORE_SKIP_POSTGRES=1)\n",
+            );
+            return;
+        }
+        panic!(
+            "QUANTCORE_TEST_DATABASE_URL is not set: run through scripts/with-postgres.sh, \
+             or set QUANTCORE_SKIP_POSTGRES=1 to skip explicitly"
+        );
+    };
+    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let pg = store::PgStore::connect_in_schema(&url, &schema, 8)
+        .await
+        .unwrap();
+    pg.migrate().await.unwrap();
+    let store: Arc<dyn Store> = Arc::new(pg);
+    let (mut state, _dir) = state(None).await;
+    let bars = state.store.last_bars("ACME", 300).await.unwrap();
+    store.upsert_bars("ACME", &bars).await.unwrap();
+    store
+        .ensure_account(state.trade.initial_cash, chrono::Utc::now())
+        .await
+        .unwrap();
+    state.store = store;
+    concurrent_orders_never_overdraw(state).await;
+}
