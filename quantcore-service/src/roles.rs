@@ -775,3 +775,50 @@ pub async fn trade_role(
         commit(&mut consumer, &received).await?;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sma_trend_forecast_continues_the_trend_from_the_average() {
+        // Closes 10, 12, 11, 13: mean 11.5, centre 1.5 bars back;
+        // 13 + (13 - 11.5) / 1.5 = 14.
+        let predicted = sma_trend_forecast(&[10.0, 12.0, 11.0, 13.0]).unwrap();
+        assert!((predicted - 14.0).abs() < 1e-12, "{predicted}");
+        // Flat prices forecast the same price.
+        assert_eq!(sma_trend_forecast(&[5.0; 30]), Some(5.0));
+        // A falling series forecasts lower.
+        assert!(sma_trend_forecast(&[3.0, 2.0, 1.5]).unwrap() < 1.5);
+        assert_eq!(sma_trend_forecast(&[1.0, 2.0]), None);
+    }
+
+    #[test]
+    fn return_volatility_is_the_sample_std_of_simple_returns() {
+        // Returns +10 %, -10 %, +20 %: mean 0.0667, deviations 0.0333, -0.1667, 0.1333;
+        // sum of squares 0.0467, / 2 = 0.02333.
+        let closes = [100.0, 110.0, 99.0, 118.8];
+        let returns = [0.1, -0.1, 0.2];
+        let mean = returns.iter().sum::<f64>() / 3.0;
+        let var = returns.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / 2.0;
+        let sigma = return_volatility(&closes).unwrap();
+        assert!((sigma - var.sqrt()).abs() < 1e-12, "{sigma}");
+        assert!((sigma - 0.023_333_333_f64.sqrt()).abs() < 1e-6);
+        assert_eq!(return_volatility(&[1.0, 2.0]), None);
+    }
+
+    #[test]
+    fn restored_positions_mark_at_the_average_before_any_mark() {
+        let id = quantcore::order::SymbolId(0);
+        let state = PositionState {
+            quantity: 3.0,
+            average_price: 10.0,
+            realized_pnl: 1.5,
+        };
+        assert_eq!(position_of(id, state, None).current_price, 10.0);
+        assert_eq!(position_of(id, state, Some(12.0)).current_price, 12.0);
+        let flat = position_of(id, PositionState::default(), None);
+        assert!(!flat.is_open());
+        assert_eq!(flat.realized_pnl, 0.0);
+    }
+}
