@@ -110,6 +110,8 @@ pub struct MlSettings {
     pub model_dir: PathBuf,
     /// The signal rules.
     pub signal: SignalConfig,
+    /// Consumer group (also the idempotency consumer name). Default [`groups::ML`].
+    pub group: String,
 }
 
 impl Default for MlSettings {
@@ -118,6 +120,7 @@ impl Default for MlSettings {
             window: 30,
             model_dir: PathBuf::from("./data/models"),
             signal: SignalConfig::default(),
+            group: groups::ML.to_owned(),
         }
     }
 }
@@ -133,6 +136,8 @@ pub struct TradeSettings {
     pub limits: RiskLimits,
     /// Commission and slippage.
     pub execution: ExecutionModel,
+    /// Consumer group (also the idempotency consumer name). Default [`groups::TRADE`].
+    pub group: String,
 }
 
 impl Default for TradeSettings {
@@ -150,6 +155,7 @@ impl Default for TradeSettings {
                 ..RiskLimits::default()
             },
             execution,
+            group: groups::TRADE.to_owned(),
         }
     }
 }
@@ -313,7 +319,7 @@ pub async fn ml_role(
             bus.as_ref(),
             &generator,
             &mut models,
-            settings.window,
+            &settings,
             &received.message,
             &stats,
         )
@@ -344,12 +350,13 @@ async fn analyse(
     bus: &dyn Bus,
     generator: &SignalGenerator,
     models: &mut Models,
-    window: usize,
+    settings: &MlSettings,
     message: &Envelope<MarketDataMessage>,
     stats: &Stats,
 ) -> Result<AnalysisOutcome, RoleError> {
+    let window = settings.window;
     let symbol = &message.payload.symbol;
-    let processed = ProcessedKey::new(groups::ML, message.id);
+    let processed = ProcessedKey::new(settings.group.as_str(), message.id);
     // The window ends at the message's bar: with a fast replay the store already holds later
     // bars.
     let bars = store
@@ -435,11 +442,11 @@ async fn analyse(
 pub async fn mark_role(
     store: Arc<dyn Store>,
     bus: Arc<dyn Bus>,
+    group: String,
     stats: Arc<Stats>,
 ) -> Result<(), RoleError> {
     let mut consumer =
-        MessageConsumer::<MarketDataMessage>::subscribe(bus, topics::MARKET_DATA, groups::MARK)
-            .await?;
+        MessageConsumer::<MarketDataMessage>::subscribe(bus, topics::MARKET_DATA, &group).await?;
     loop {
         let received = consumer.next().await?;
         let bar = &received.message.payload;
@@ -709,12 +716,12 @@ pub async fn trade_role(
         .ensure_account(settings.initial_cash, Utc::now())
         .await?;
     let mut consumer =
-        MessageConsumer::<SignalMessage>::subscribe(bus, topics::TRADING_SIGNALS, groups::TRADE)
+        MessageConsumer::<SignalMessage>::subscribe(bus, topics::TRADING_SIGNALS, &settings.group)
             .await?;
     loop {
         let received = consumer.next().await?;
         let signal = &received.message.payload;
-        let key = ProcessedKey::new(groups::TRADE, received.message.id);
+        let key = ProcessedKey::new(settings.group.as_str(), received.message.id);
         let result = async {
             match order_for_signal(store.as_ref(), &settings, signal).await? {
                 Some(intent) => execute_order(store.as_ref(), &settings, &intent, Some(key))

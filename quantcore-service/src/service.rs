@@ -41,6 +41,7 @@ pub fn ml_settings(config: &Config) -> MlSettings {
     MlSettings {
         window: config.ml.window as usize,
         model_dir: config.ml.model_dir.clone(),
+        group: group(config, roles::groups::ML),
         ..MlSettings::default()
     }
 }
@@ -49,8 +50,14 @@ pub fn ml_settings(config: &Config) -> MlSettings {
 pub fn trade_settings(config: &Config) -> TradeSettings {
     TradeSettings {
         initial_cash: config.trading.initial_cash,
+        group: group(config, roles::groups::TRADE),
         ..TradeSettings::default()
     }
+}
+
+/// The consumer group `<bus.group_prefix>.<role>`.
+pub fn group(config: &Config, role: &str) -> String {
+    format!("{}.{role}", config.bus.group_prefix)
 }
 
 /// Opens the bus of `config`.
@@ -147,7 +154,12 @@ pub fn spawn_roles(
             trade_settings(config),
             stats.clone(),
         ));
-        tasks.spawn(roles::mark_role(store.clone(), bus.clone(), stats.clone()));
+        tasks.spawn(roles::mark_role(
+            store.clone(),
+            bus.clone(),
+            group(config, roles::groups::MARK),
+            stats.clone(),
+        ));
     }
     if roles.ingest {
         let interval = Duration::from_millis(config.source.replay_interval_ms);

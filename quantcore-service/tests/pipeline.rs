@@ -96,7 +96,12 @@ async fn replay_and_check(store: Arc<dyn Store>) {
         settings.clone(),
         stats.clone(),
     ));
-    tasks.spawn(roles::mark_role(store.clone(), bus.clone(), stats.clone()));
+    tasks.spawn(roles::mark_role(
+        store.clone(),
+        bus.clone(),
+        roles::groups::MARK.to_owned(),
+        stats.clone(),
+    ));
     let daily = quantcore::sample::daily().unwrap();
     let symbols = ["ACME", "GLOBEX"];
     for symbol in symbols {
