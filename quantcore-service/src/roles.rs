@@ -6,7 +6,7 @@
 //! | role | consumes | does | produces |
 //! |---|---|---|---|
 //! | [`replay_symbol`] | bundled or CSV bars | upserts each bar, paced by `replay_interval_ms` | `market_data` |
-//! | [`ml_role`] | `market_data` | last `window` bars from the store, predicts the next close, [`quantcore::signal::SignalGenerator`] | predictions and signals in the store, non-HOLD signals on `trading_signals` |
+//! | [`ml_role`] | `market_data` | last `window` bars from the store, predicts the next close, [`quantcore::signal::SignalGenerator`], anomaly score | predictions, signals and scores in the store, non-HOLD signals on `trading_signals`, flagged bars on `anomalies` |
 //! | [`mark_role`] | `market_data` | marks the symbol's position at the bar's close (the trigger writes a portfolio snapshot) | — |
 //! | [`trade_role`] | `trading_signals` | sizes ([`quantcore::order::Sizing`]), risk-checks ([`quantcore::risk::check_risk_limits`]), fills ([`quantcore::execution::ExecutionModel::fill_market`]) and books ([`quantcore::portfolio::Portfolio::apply_fill`]) through [`Store::execute_fill`] | orders, trades, positions, cash |
 //!
@@ -23,7 +23,14 @@
 //! The volatility handed to the signal generator is the sample standard deviation of the
 //! window's one-bar simple returns ([`quantcore::features::RollingVolatility`]).
 //!
-//! Anomaly scoring (Isolation Forest) is not wired yet.
+//! # Anomalies
+//! Each bar is also scored by an Isolation Forest ([`quantcore::ml::iforest`]) fitted on the
+//! anomaly features ([`quantcore::features::anomaly`], 10-bar z-score window) of the last
+//! [`MlSettings::anomaly_history`] bars ending at it: 50 trees of up to 64 rows, a fixed
+//! seed, flagged when the score is above the 98th percentile of the fitted history's scores
+//! (contamination 0.02: on a short history the paper's 0.5 flags ordinary bars). The score
+//! is stored with the prediction; flagged bars are published on `anomalies`. A history of 0
+//! turns scoring off.
 //!
 //! # Trading
 //! A BUY is sized with `Sizing::Confidence { max_fraction }` on the portfolio's equity (cash
@@ -50,7 +57,9 @@ use quantcore::signal::{Action, SignalConfig, SignalGenerator};
 use uuid::Uuid;
 
 use crate::bus::{self, Bus, BusError, MessageConsumer};
-use crate::messages::{Envelope, MarketDataMessage, SignalAction, SignalMessage, topics};
+use crate::messages::{
+    AnomalyMessage, Envelope, MarketDataMessage, SignalAction, SignalMessage, topics,
+};
 use crate::store::{
     Analysis, FillEffects, FillOutcome, FillPlan, FillRequest, LockedState, OrderKind,
     OrderRequest, PositionState, Prediction, ProcessedKey, Side, Store, StoreError,
@@ -112,6 +121,8 @@ pub struct MlSettings {
     pub signal: SignalConfig,
     /// Consumer group (also the idempotency consumer name). Default [`groups::ML`].
     pub group: String,
+    /// Bars the anomaly detector is fitted on (0: no anomaly scoring). Default 120.
+    pub anomaly_history: usize,
 }
 
 impl Default for MlSettings {
@@ -121,6 +132,7 @@ impl Default for MlSettings {
             model_dir: PathBuf::from("./data/models"),
             signal: SignalConfig::default(),
             group: groups::ML.to_owned(),
+            anomaly_history: 120,
         }
     }
 }
@@ -359,16 +371,21 @@ async fn analyse(
     let processed = ProcessedKey::new(settings.group.as_str(), message.id);
     // The window ends at the message's bar: with a fast replay the store already holds later
     // bars.
-    let bars = store
-        .bars_until(symbol, Some(message.payload.timestamp), window)
+    let history = store
+        .bars_until(
+            symbol,
+            Some(message.payload.timestamp),
+            window.max(settings.anomaly_history),
+        )
         .await?;
+    let bars = &history[history.len().saturating_sub(window)..];
     let closes: Vec<f64> = bars.iter().map(|bar| bar.close).collect();
     let (Some(volatility), true) = (return_volatility(&closes), bars.len() >= window.max(3)) else {
         store.mark_processed(&processed).await?;
         return Ok(AnalysisOutcome::Warmup);
     };
     let last = *bars.last().expect("window >= 3 bars");
-    let (predicted, model) = match models.predict(symbol, &bars) {
+    let (predicted, model) = match models.predict(symbol, bars) {
         Some(price) => (price, "lstm"),
         None => (
             sma_trend_forecast(&closes)
@@ -409,12 +426,16 @@ async fn analyse(
             model: model.to_owned(),
         }),
         signal: Some(signal_message.clone()),
-        anomaly: None,
+        anomaly: anomaly_score(symbol, &history, settings.anomaly_history),
     };
     if store.record_analysis(&analysis).await?.is_none() {
         return Ok(AnalysisOutcome::Duplicate);
     }
     tracing::debug!(%symbol, close = last.close, predicted, model, "prediction");
+    if let Some(anomaly) = analysis.anomaly.as_ref().filter(|a| a.is_anomaly) {
+        bus::publish(bus, topics::ANOMALIES, &Envelope::new(anomaly.clone())).await?;
+        tracing::info!(%symbol, score = format_args!("{:.3}", anomaly.score), timestamp = anomaly.timestamp, "anomaly");
+    }
     if action != SignalAction::Hold {
         // Published after the store commit: a crash in between loses the signal's
         // publication (the bar is not redelivered once committed). Acceptable for a
@@ -432,6 +453,43 @@ async fn analyse(
         );
     }
     Ok(AnalysisOutcome::Analysed(signal_message))
+}
+
+/// The Isolation Forest score of the last of `bars` (see [Anomalies](self#anomalies)), or
+/// `None` when scoring is off, the history is short, or the core refuses the input (logged).
+pub fn anomaly_score(symbol: &str, bars: &[Bar], history: usize) -> Option<AnomalyMessage> {
+    use quantcore::linfa::traits::Fit;
+    const Z_WINDOW: usize = 10;
+    if history == 0 || bars.len() < history.min(2 * Z_WINDOW + 2) {
+        return None;
+    }
+    let result = (|| -> Result<Option<AnomalyMessage>, quantcore::Error> {
+        let series = quantcore::BarSeries::from_bars(bars)?;
+        let features =
+            quantcore::features::anomaly::extract_features_with_window(&series, Z_WINDOW)?;
+        if features.len() < Z_WINDOW {
+            return Ok(None);
+        }
+        let x = features.values();
+        let forest = quantcore::IsolationForest::params()
+            .n_trees(50)
+            .max_samples(64)
+            .seed(7)
+            .contamination(0.02)
+            .fit(&quantcore::linfa::DatasetBase::from(x.view()))?;
+        let last = x.nrows() - 1;
+        let detection = forest.detect(&x.slice(quantcore::ndarray::s![last.., ..]))?;
+        Ok(Some(AnomalyMessage {
+            symbol: symbol.to_owned(),
+            timestamp: features.timestamps()[last],
+            score: detection.scores[0],
+            is_anomaly: detection.flags[0],
+        }))
+    })();
+    result.unwrap_or_else(|error| {
+        tracing::warn!(%symbol, %error, "anomaly scoring failed");
+        None
+    })
 }
 
 /// The mark-to-market updater: consumes `market_data` and marks the symbol's position at the
@@ -812,6 +870,44 @@ mod tests {
         assert!((sigma - var.sqrt()).abs() < 1e-12, "{sigma}");
         assert!((sigma - 0.023_333_333_f64.sqrt()).abs() < 1e-6);
         assert_eq!(return_volatility(&[1.0, 2.0]), None);
+    }
+
+    fn walk(n: usize) -> Vec<Bar> {
+        // A deterministic zig-zag: returns of +-0.5 %, volume 1,000 +- 100.
+        let mut close = 100.0;
+        (0..n)
+            .map(|i| {
+                let previous = close;
+                close *= if i % 3 == 0 { 0.995 } else { 1.004 };
+                Bar {
+                    timestamp: i as i64 * 86_400,
+                    open: previous,
+                    high: previous.max(close) * 1.002,
+                    low: previous.min(close) * 0.998,
+                    close,
+                    volume: 1_000.0 + (i % 5) as f64 * 50.0,
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_jump_scores_as_an_anomaly_and_a_calm_bar_does_not() {
+        let calm = walk(120);
+        let normal = anomaly_score("X", &calm, 120).expect("scored");
+        assert_eq!(normal.timestamp, calm[119].timestamp);
+        assert!(!normal.is_anomaly, "{normal:?}");
+        let mut jump = calm.clone();
+        let last = jump.last_mut().unwrap();
+        last.close = last.open * 1.25;
+        last.high = last.close;
+        last.volume = 20_000.0;
+        let spike = anomaly_score("X", &jump, 120).expect("scored");
+        assert!(spike.is_anomaly, "{spike:?}");
+        assert!(spike.score > normal.score);
+        // Off, or too little history.
+        assert_eq!(anomaly_score("X", &calm, 0), None);
+        assert_eq!(anomaly_score("X", &calm[..15], 120), None);
     }
 
     #[test]

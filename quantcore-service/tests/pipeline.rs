@@ -131,6 +131,17 @@ async fn replay_and_check(store: Arc<dyn Store>) {
         let predictions = store.predictions(symbol, 10_000).await.unwrap();
         assert_eq!(predictions.len(), BARS - 30 + 1, "{symbol}");
         assert!(predictions.iter().all(|p| p.record.model == "sma-trend"));
+        let anomalies = store.anomalies(symbol, 10_000).await.unwrap();
+        assert_eq!(
+            anomalies.len(),
+            predictions.len(),
+            "{symbol}: one score per prediction"
+        );
+        assert!(
+            anomalies
+                .iter()
+                .all(|a| a.record.score > 0.0 && a.record.score <= 1.0)
+        );
     }
     let published = count(&stats.signals_published);
     let filled = count(&stats.orders_filled);
