@@ -5,7 +5,7 @@
 //! | `GET /health` | `{"status": "ok"}` while the process runs |
 //! | `GET /ready` | `{"status": "ready"}` when the store answers, else 503 |
 //! | `GET /market-data/{symbol}?limit=` | the last bars, oldest first (default 100, at most 10,000) |
-//! | `GET /predictions/{symbol}?limit=`, `GET /signals/{symbol}?limit=` | the ml role's output |
+//! | `GET /predictions/{symbol}?limit=`, `GET /signals/{symbol}?limit=`, `GET /anomalies/{symbol}?limit=` | the ml role's output |
 //! | `GET /positions` | every position |
 //! | `GET /portfolio` | cash, positions value, total value |
 //! | `GET /portfolio/history?start=&end=` | snapshots (RFC 3339 times; default 1900 to 9999) |
@@ -117,6 +117,7 @@ pub fn app(state: AppState) -> Router {
         .route("/market-data/{symbol}", get(market_data))
         .route("/predictions/{symbol}", get(predictions))
         .route("/signals/{symbol}", get(signals))
+        .route("/anomalies/{symbol}", get(anomalies))
         .route("/positions", get(positions))
         .route("/portfolio", get(portfolio))
         .route("/portfolio/history", get(portfolio_history))
@@ -267,6 +268,17 @@ async fn signals(
     check_symbol(&symbol)?;
     Ok(Json(json!(
         state.store.signals(&symbol, query.get()?).await?
+    )))
+}
+
+async fn anomalies(
+    State(state): State<AppState>,
+    Path(symbol): Path<String>,
+    ApiQuery(query): ApiQuery<LimitQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    check_symbol(&symbol)?;
+    Ok(Json(json!(
+        state.store.anomalies(&symbol, query.get()?).await?
     )))
 }
 

@@ -85,6 +85,21 @@ async fn health_ready_and_market_data() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     let (status, body) = call(&state, get("/market-data/A%20B")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    state
+        .store
+        .insert_anomaly(&quantcore_service::messages::AnomalyMessage {
+            symbol: "ACME".into(),
+            timestamp: expected.timestamp,
+            score: 0.8,
+            is_anomaly: true,
+        })
+        .await
+        .unwrap();
+    let (status, anomalies) = call(&state, get("/anomalies/ACME")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(anomalies[0]["record"]["score"], json!(0.8));
+    let (_, signals) = call(&state, get("/signals/ACME")).await;
+    assert_eq!(signals, json!([]));
     let (status, body) = call(&state, get("/nowhere")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body, json!({"error": "no such endpoint"}));
