@@ -701,9 +701,11 @@ mod tests {
             database_url: Some("sqlite://flag.db".into()),
             bus: Some(BusKind::Memory),
             api_bind: Some("127.0.0.1:6000".parse().unwrap()),
+            replay_interval_ms: Some(0),
             ..ConfigFlags::default()
         };
         let config = Config::load(Some(toml.path()), vars, &flags).unwrap();
+        assert_eq!(config.source.replay_interval_ms, 0);
         assert_eq!(config.database.url, "sqlite://flag.db");
         assert_eq!(config.bus.kind, BusKind::Memory);
         assert_eq!(config.bus.brokers, "env:9092", "no flag: env value kept");
