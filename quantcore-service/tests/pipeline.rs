@@ -80,7 +80,12 @@ async fn replayed_bars_trade_and_the_books_balance_on_postgres() {
 }
 
 async fn replay_and_check(store: Arc<dyn Store>) {
-    let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new(4));
+    let memory = Arc::new(MemoryBus::new(4));
+    let bus: Arc<dyn Bus> = memory.clone();
+    // A poison message first: each consumer group dead-letters it and moves on.
+    bus.publish(topics::MARKET_DATA, "ACME", b"{not json")
+        .await
+        .unwrap();
     let stats = Arc::new(Stats::default());
     let settings = TradeSettings::default();
     let mut tasks = JoinSet::new();
@@ -124,6 +129,12 @@ async fn replay_and_check(store: Arc<dyn Store>) {
             && count(&stats.signals_handled) == count(&stats.signals_published)
     })
     .await;
+
+    assert_eq!(
+        memory.retained(&topics::dead_letter(topics::MARKET_DATA)),
+        2,
+        "the poison message, dead-lettered by the ml and mark groups"
+    );
 
     // Every bar is stored; every analysed bar past the warm-up has a prediction.
     for symbol in symbols {
