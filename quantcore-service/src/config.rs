@@ -272,6 +272,9 @@ pub struct ConfigFlags {
     /// Log filter directive.
     #[arg(long, global = true, value_name = "FILTER")]
     pub log_level: Option<String>,
+    /// Pause between replayed bars, milliseconds (0: as fast as the pipeline goes).
+    #[arg(long, global = true, value_name = "MS")]
+    pub replay_interval_ms: Option<u64>,
 }
 
 /// How an environment variable's text becomes a TOML value.
@@ -620,6 +623,14 @@ fn apply_flags(merged: &mut toml::Table, flags: &ConfigFlags) {
     if let Some(level) = &flags.log_level {
         set_path(merged, ["log", "level"], text(level));
     }
+    if let Some(ms) = flags.replay_interval_ms {
+        let ms = i64::try_from(ms).unwrap_or(i64::MAX);
+        set_path(
+            merged,
+            ["source", "replay_interval_ms"],
+            Some(toml::Value::Integer(ms)),
+        );
+    }
 }
 
 #[cfg(test)]
@@ -690,9 +701,11 @@ mod tests {
             database_url: Some("sqlite://flag.db".into()),
             bus: Some(BusKind::Memory),
             api_bind: Some("127.0.0.1:6000".parse().unwrap()),
+            replay_interval_ms: Some(0),
             ..ConfigFlags::default()
         };
         let config = Config::load(Some(toml.path()), vars, &flags).unwrap();
+        assert_eq!(config.source.replay_interval_ms, 0);
         assert_eq!(config.database.url, "sqlite://flag.db");
         assert_eq!(config.bus.kind, BusKind::Memory);
         assert_eq!(config.bus.brokers, "env:9092", "no flag: env value kept");

@@ -9,6 +9,12 @@
 //! | storage | [`store::Store`] | [`store::PgStore`] (PostgreSQL, stored procedures and triggers), [`store::SqliteStore`] (embedded default) |
 //! | messaging | [`bus::Bus`] | [`bus::KafkaBus`] (rdkafka), [`bus::MemoryBus`] (in-process) |
 //!
+//! The roles ([`roles`]: replay ingest, ml, mark-to-market, trade) and the HTTP API
+//! ([`api`], axum) run as tokio tasks of one process with [`service::run`] (`quantcore-service
+//! run`), or one per process (`ingest`, `ml`, `trade`, `api`). With no configuration, `run`
+//! is the embedded default: SQLite under `./data/`, the in-process bus, the replay of the
+//! bundled sample bars, the API on `127.0.0.1:8000`.
+//!
 //! Messages on the bus are JSON [`messages::Envelope`]s carrying a schema version and a
 //! unique id for idempotent processing. Configuration ([`config`]) layers defaults, a TOML
 //! file, `QUANTCORE_*` environment variables and command-line flags.
@@ -29,7 +35,10 @@
 //! average price, PnL) live in the `quantcore` crate; the store persists what it is
 //! given, atomically.
 
+pub mod api;
 pub mod bus;
 pub mod config;
 pub mod messages;
+pub mod roles;
+pub mod service;
 pub mod store;

@@ -18,6 +18,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use quantcore_service::config::{Config, ConfigFlags};
+use quantcore_service::service::{self, Roles};
 use quantcore_service::store;
 
 /// Exit code of a command that is not built yet.
@@ -90,6 +91,16 @@ async fn migrate(config: &Config) -> Result<store::Backend, store::StoreError> {
     Ok(store.backend())
 }
 
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| {
+            eprintln!("error: cannot start the async runtime: {error}");
+            ExitCode::FAILURE
+        })
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let config = match Config::load_from_process(&cli.flags) {
@@ -100,19 +111,19 @@ fn main() -> ExitCode {
         }
     };
     init_logging(&config);
-    match cli.command {
+    let roles = |ingest, ml, trade, api| Roles {
+        ingest,
+        ml,
+        trade,
+        api,
+    };
+    let roles = match cli.command {
         Command::Migrate => {
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
+            let runtime = match runtime() {
                 Ok(runtime) => runtime,
-                Err(error) => {
-                    eprintln!("error: cannot start the async runtime: {error}");
-                    return ExitCode::FAILURE;
-                }
+                Err(code) => return code,
             };
-            match runtime.block_on(migrate(&config)) {
+            return match runtime.block_on(migrate(&config)) {
                 Ok(backend) => {
                     // The URL is not printed: it may hold a password.
                     println!("database schema is up to date ({backend:?})");
@@ -122,11 +133,27 @@ fn main() -> ExitCode {
                     eprintln!("error: {error}");
                     ExitCode::FAILURE
                 }
-            }
+            };
         }
+        Command::Run => Roles::ALL,
+        Command::Ingest => roles(true, false, false, false),
+        Command::Ml => roles(false, true, false, false),
+        Command::Trade => roles(false, false, true, false),
+        Command::Api => roles(false, false, false, true),
         command => {
             eprintln!("quantcore-service {}: not yet implemented", command.name());
-            ExitCode::from(EXIT_NOT_IMPLEMENTED)
+            return ExitCode::from(EXIT_NOT_IMPLEMENTED);
+        }
+    };
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
+    };
+    match runtime.block_on(service::run(&config, roles)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -136,6 +136,19 @@ mod scenarios {
 
         let last_two = store.last_bars("ACME", 2).await.unwrap();
         assert_eq!(last_two, [bar(180, 12.5), bar(240, 13.0)]);
+        // A window ending at a given bar (the ml role behind a fast replay).
+        let until = store.bars_until("ACME", Some(180), 2).await.unwrap();
+        assert_eq!(until, [bar(120, 11.0), bar(180, 12.5)]);
+        let until = store.bars_until("ACME", Some(179), 5).await.unwrap();
+        assert_eq!(until, [bar(60, 10.0), bar(120, 11.0)]);
+        assert!(
+            store
+                .bars_until("ACME", Some(59), 5)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(store.bars_until("ACME", None, 2).await.unwrap(), last_two);
         assert_eq!(store.last_bars("GLOBEX", 10).await.unwrap().len(), 1);
         assert!(store.last_bars("NONE", 10).await.unwrap().is_empty());
 

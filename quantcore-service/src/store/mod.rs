@@ -95,6 +95,15 @@ pub trait Store: Send + Sync + 'static {
         count: usize,
     ) -> Result<Vec<quantcore::data::Bar>, StoreError>;
 
+    /// Returns the last `count` bars of `symbol` starting at or before `until` (Unix seconds;
+    /// `None`: no bound), oldest first.
+    async fn bars_until(
+        &self,
+        symbol: &str,
+        until: Option<i64>,
+        count: usize,
+    ) -> Result<Vec<quantcore::data::Bar>, StoreError>;
+
     /// Inserts a prediction; returns its id.
     async fn insert_prediction(&self, prediction: &Prediction) -> Result<i64, StoreError>;
 

@@ -303,11 +303,22 @@ impl Store for PgStore {
     }
 
     async fn last_bars(&self, symbol: &str, count: usize) -> Result<Vec<quantcore::data::Bar>> {
+        self.bars_until(symbol, None, count).await
+    }
+
+    async fn bars_until(
+        &self,
+        symbol: &str,
+        until: Option<i64>,
+        count: usize,
+    ) -> Result<Vec<quantcore::data::Bar>> {
+        let until = until.and_then(|t| DateTime::<Utc>::from_timestamp(t, 0));
         let rows = sqlx::query(
             "SELECT ts, open, high, low, close, volume FROM market_data \
-             WHERE symbol = $1 ORDER BY ts DESC LIMIT $2",
+             WHERE symbol = $1 AND ($2::timestamptz IS NULL OR ts <= $2) ORDER BY ts DESC LIMIT $3",
         )
         .bind(symbol)
+        .bind(until)
         .bind(super::limit(count))
         .fetch_all(&self.pool)
         .await

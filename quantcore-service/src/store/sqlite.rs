@@ -297,11 +297,23 @@ impl Store for SqliteStore {
     }
 
     async fn last_bars(&self, symbol: &str, count: usize) -> Result<Vec<quantcore::data::Bar>> {
+        self.bars_until(symbol, None, count).await
+    }
+
+    async fn bars_until(
+        &self,
+        symbol: &str,
+        until: Option<i64>,
+        count: usize,
+    ) -> Result<Vec<quantcore::data::Bar>> {
+        let until = until.map(|t| t.saturating_mul(1_000_000));
         let rows = sqlx::query(
             "SELECT ts, open, high, low, close, volume FROM market_data \
-             WHERE symbol = ? ORDER BY ts DESC LIMIT ?",
+             WHERE symbol = ? AND (? IS NULL OR ts <= ?) ORDER BY ts DESC LIMIT ?",
         )
         .bind(symbol)
+        .bind(until)
+        .bind(until)
         .bind(super::limit(count))
         .fetch_all(&self.pool)
         .await

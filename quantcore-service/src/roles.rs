@@ -1,0 +1,927 @@
+//! The service's roles — ingest (replay), ml, mark and trade — as async functions that run
+//! as tokio tasks of one process (`run`) or alone (one subcommand each).
+//!
+//! Every role is wiring: the decisions are the core's.
+//!
+//! | role | consumes | does | produces |
+//! |---|---|---|---|
+//! | [`replay_symbol`] | bundled or CSV bars | upserts each bar, paced by `replay_interval_ms` | `market_data` |
+//! | [`ml_role`] | `market_data` | last `window` bars from the store, predicts the next close, [`quantcore::signal::SignalGenerator`], anomaly score | predictions, signals and scores in the store, non-HOLD signals on `trading_signals`, flagged bars on `anomalies` |
+//! | [`mark_role`] | `market_data` | marks the symbol's position at the bar's close (the trigger writes a portfolio snapshot) | — |
+//! | [`trade_role`] | `trading_signals` | sizes ([`quantcore::order::Sizing`]), risk-checks ([`quantcore::risk::check_risk_limits`]), fills ([`quantcore::execution::ExecutionModel::fill_market`]) and books ([`quantcore::portfolio::Portfolio::apply_fill`]) through [`Store::execute_fill`] | orders, trades, positions, cash |
+//!
+//! # Prediction
+//! With a trained model in `model_dir/<SYMBOL>/` (written by
+//! [`quantcore::ml::lstm::LstmPredictor::save`]) the ml role predicts with the LSTM. Without
+//! one it uses the documented fallback, a **moving-average trend forecast**: with `c` the
+//! last close and `m` the simple moving average of the window's closes
+//! ([`quantcore::features::Sma`]), the next close is predicted at `c + (c - m) / h`,
+//! `h = (window - 1) / 2` being the age in bars of the average's centre: the trend from the
+//! average's centre to now, continued one bar. The model name stored with each prediction
+//! says which was used (`lstm` or `sma-trend`).
+//!
+//! The volatility handed to the signal generator is the sample standard deviation of the
+//! window's one-bar simple returns ([`quantcore::features::RollingVolatility`]).
+//!
+//! # Anomalies
+//! Each bar is also scored by an Isolation Forest ([`quantcore::ml::iforest`]) fitted on the
+//! anomaly features ([`quantcore::features::anomaly`], 10-bar z-score window) of the last
+//! [`MlSettings::anomaly_history`] bars ending at it: 50 trees of up to 64 rows, a fixed
+//! seed, flagged when the score is above the 98th percentile of the fitted history's scores
+//! (contamination 0.02: on a short history the paper's 0.5 flags ordinary bars). The score
+//! is stored with the prediction; flagged bars are published on `anomalies`. A history of 0
+//! turns scoring off.
+//!
+//! # Trading
+//! A BUY is sized with `Sizing::Confidence { max_fraction }` on the portfolio's equity (cash
+//! plus positions at their last marks); a SELL closes the long position (short selling is
+//! off by default). The portfolio is rebuilt from the store for sizing and the risk check;
+//! inside the fill's transaction the store hands the locked cash and position to a
+//! [`FillPlan`] that checks again and books the fill with the core's `Portfolio::apply_fill`.
+//! Every signal is processed once: the idempotency marker is written in the fill's own
+//! transaction (or alone when no order results).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use quantcore::Bar;
+use quantcore::execution::ExecutionModel;
+use quantcore::order::{Instrument, Order, Sizing, SizingInput};
+use quantcore::portfolio::{Portfolio, Position};
+use quantcore::risk::{RiskLimits, check_risk_limits};
+use quantcore::signal::{Action, SignalConfig, SignalGenerator};
+use uuid::Uuid;
+
+use crate::bus::{self, Bus, BusError, MessageConsumer};
+use crate::messages::{
+    AnomalyMessage, Envelope, MarketDataMessage, SignalAction, SignalMessage, topics,
+};
+use crate::store::{
+    Analysis, FillEffects, FillOutcome, FillPlan, FillRequest, LockedState, OrderKind,
+    OrderRequest, PositionState, Prediction, ProcessedKey, Side, Store, StoreError,
+};
+
+/// Consumer group names (one per role).
+pub mod groups {
+    /// The ml role.
+    pub const ML: &str = "ml";
+    /// The mark-to-market updater.
+    pub const MARK: &str = "mark";
+    /// The trade role.
+    pub const TRADE: &str = "trade";
+}
+
+/// Why a role stopped or a unit of work failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RoleError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    /// A core rule refused its input.
+    #[error(transparent)]
+    Core(#[from] quantcore::Error),
+}
+
+/// Counters of the pipeline, shared by the roles (for logs and tests).
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub bars_ingested: AtomicU64,
+    pub bars_analysed: AtomicU64,
+    pub bars_marked: AtomicU64,
+    pub signals_published: AtomicU64,
+    pub signals_handled: AtomicU64,
+    pub orders_filled: AtomicU64,
+    pub orders_refused: AtomicU64,
+}
+
+impl Stats {
+    fn bump(counter: &AtomicU64) -> u64 {
+        counter.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Reads a counter.
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}
+
+/// Settings of the ml role.
+#[derive(Debug, Clone)]
+pub struct MlSettings {
+    /// Bars per prediction window, `>= 3`.
+    pub window: usize,
+    /// Folder of trained models (`<dir>/<SYMBOL>/`).
+    pub model_dir: PathBuf,
+    /// The signal rules.
+    pub signal: SignalConfig,
+    /// Consumer group (also the idempotency consumer name). Default [`groups::ML`].
+    pub group: String,
+    /// Bars the anomaly detector is fitted on (0: no anomaly scoring). Default 120.
+    pub anomaly_history: usize,
+}
+
+impl Default for MlSettings {
+    fn default() -> Self {
+        Self {
+            window: 30,
+            model_dir: PathBuf::from("./data/models"),
+            signal: SignalConfig::default(),
+            group: groups::ML.to_owned(),
+            anomaly_history: 120,
+        }
+    }
+}
+
+/// Settings of the trade role.
+#[derive(Debug, Clone)]
+pub struct TradeSettings {
+    /// Cash of a new account.
+    pub initial_cash: f64,
+    /// How BUY orders are sized.
+    pub sizing: Sizing,
+    /// The risk limits.
+    pub limits: RiskLimits,
+    /// Commission and slippage.
+    pub execution: ExecutionModel,
+    /// Consumer group (also the idempotency consumer name). Default [`groups::TRADE`].
+    pub group: String,
+}
+
+impl Default for TradeSettings {
+    /// 100,000 cash; at most 20 % of equity per order scaled by confidence; at most 30 % of
+    /// equity in one position; 0.1 % commission and 5 bps slippage (as the signal rules).
+    fn default() -> Self {
+        let mut execution = ExecutionModel::default();
+        execution.commission.rate = 0.001;
+        execution.slippage_bps = 5.0;
+        Self {
+            initial_cash: 100_000.0,
+            sizing: Sizing::Confidence { max_fraction: 0.2 },
+            limits: RiskLimits {
+                max_position_fraction: 0.3,
+                ..RiskLimits::default()
+            },
+            execution,
+            group: groups::TRADE.to_owned(),
+        }
+    }
+}
+
+fn at(timestamp: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(timestamp, 0)
+        .single()
+        .unwrap_or_else(Utc::now)
+}
+
+/// Replays `bars` of `symbol`: upserts each into the store and publishes it on
+/// `market_data`, pausing `interval` between bars. Returns the number of bars replayed.
+///
+/// # Errors
+/// The first store or bus error.
+pub async fn replay_symbol(
+    store: Arc<dyn Store>,
+    bus: Arc<dyn Bus>,
+    symbol: String,
+    bars: Vec<Bar>,
+    interval: Duration,
+    stats: Arc<Stats>,
+) -> Result<u64, RoleError> {
+    let mut count = 0;
+    for bar in bars {
+        store
+            .upsert_bars(&symbol, std::slice::from_ref(&bar))
+            .await?;
+        let message = Envelope::new(MarketDataMessage::from_bar(symbol.clone(), &bar));
+        bus::publish(bus.as_ref(), topics::MARKET_DATA, &message).await?;
+        count += 1;
+        let total = Stats::bump(&stats.bars_ingested);
+        if count % 50 == 1 {
+            tracing::info!(%symbol, timestamp = bar.timestamp, close = bar.close, replayed = count, total, "bar ingested");
+        } else {
+            tracing::debug!(%symbol, timestamp = bar.timestamp, close = bar.close, "bar ingested");
+        }
+        if !interval.is_zero() {
+            tokio::time::sleep(interval).await;
+        }
+    }
+    tracing::info!(%symbol, bars = count, "replay finished");
+    Ok(count)
+}
+
+/// The moving-average trend forecast of the [module docs](self#prediction), or `None` with
+/// fewer than 3 closes.
+///
+/// ```
+/// // closes 1..=5: mean 3, centre 2 bars back; trend (5 - 3) / 2 = 1 per bar -> 6.
+/// assert_eq!(quantcore_service::roles::sma_trend_forecast(&[1.0, 2.0, 3.0, 4.0, 5.0]), Some(6.0));
+/// ```
+pub fn sma_trend_forecast(closes: &[f64]) -> Option<f64> {
+    let n = closes.len();
+    if n < 3 {
+        return None;
+    }
+    let mut sma = quantcore::features::Sma::new(n).ok()?;
+    let mut mean = None;
+    for &close in closes {
+        mean = sma.update(close);
+    }
+    let last = *closes.last()?;
+    let horizon = (n as f64 - 1.0) / 2.0;
+    Some(last + (last - mean?) / horizon)
+}
+
+/// Sample standard deviation of the one-bar simple returns of `closes`, or `None` with
+/// fewer than 3 closes.
+pub fn return_volatility(closes: &[f64]) -> Option<f64> {
+    if closes.len() < 3 {
+        return None;
+    }
+    let mut volatility = quantcore::features::RollingVolatility::new(closes.len() - 1).ok()?;
+    let mut value = None;
+    for &close in closes {
+        value = volatility.update(close);
+    }
+    value
+}
+
+/// Loaded LSTM models by symbol (`None`: looked, none there).
+#[derive(Default)]
+struct Models {
+    dir: PathBuf,
+    loaded: HashMap<String, Option<quantcore::ml::lstm::LstmPredictor>>,
+}
+
+impl Models {
+    /// The LSTM prediction for `bars` of `symbol`, when a model exists and predicts.
+    fn predict(&mut self, symbol: &str, bars: &[Bar]) -> Option<f64> {
+        let path = self.dir.join(symbol);
+        let entry = self.loaded.entry(symbol.to_owned()).or_insert_with(|| {
+            if !path.is_dir() {
+                return None;
+            }
+            match quantcore::ml::lstm::LstmPredictor::load(&path) {
+                Ok(model) => {
+                    tracing::info!(%symbol, path = %path.display(), "LSTM model loaded");
+                    Some(model)
+                }
+                Err(error) => {
+                    tracing::warn!(%symbol, %error, "cannot load the LSTM model; using the sma-trend forecast");
+                    None
+                }
+            }
+        });
+        let model = entry.as_ref()?;
+        let series = quantcore::BarSeries::from_bars(bars).ok()?;
+        match model.predict(&series) {
+            Ok(price) if price.is_finite() && price > 0.0 => Some(price),
+            Ok(price) => {
+                tracing::warn!(%symbol, price, "LSTM prediction is not a price; using the sma-trend forecast");
+                None
+            }
+            Err(error) => {
+                tracing::warn!(%symbol, %error, "LSTM prediction failed; using the sma-trend forecast");
+                None
+            }
+        }
+    }
+}
+
+/// What the ml role made of one bar.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AnalysisOutcome {
+    /// Fewer than `window` bars stored so far.
+    Warmup,
+    /// Analysed; the signal (published unless HOLD).
+    Analysed(SignalMessage),
+    /// Processed before.
+    Duplicate,
+}
+
+/// The ml role: consumes `market_data` until the bus closes; see the [module docs](self).
+///
+/// # Errors
+/// A store or bus error (a failing message is logged and skipped; only the bus itself ends
+/// the role).
+pub async fn ml_role(
+    store: Arc<dyn Store>,
+    bus: Arc<dyn Bus>,
+    settings: MlSettings,
+    stats: Arc<Stats>,
+) -> Result<(), RoleError> {
+    let generator = SignalGenerator::new(settings.signal.clone())?;
+    let mut models = Models {
+        dir: settings.model_dir.clone(),
+        ..Models::default()
+    };
+    let mut consumer = MessageConsumer::<MarketDataMessage>::subscribe(
+        bus.clone(),
+        topics::MARKET_DATA,
+        groups::ML,
+    )
+    .await?;
+    loop {
+        let received = consumer.next().await?;
+        match analyse(
+            store.as_ref(),
+            bus.as_ref(),
+            &generator,
+            &mut models,
+            &settings,
+            &received.message,
+            &stats,
+        )
+        .await
+        {
+            Ok(_) => {}
+            Err(error) => {
+                tracing::error!(id = %received.message.id, %error, "ml: message failed");
+            }
+        }
+        Stats::bump(&stats.bars_analysed);
+        commit(&mut consumer, &received).await?;
+    }
+}
+
+async fn commit<P: crate::messages::Payload>(
+    consumer: &mut MessageConsumer<P>,
+    received: &bus::Received<P>,
+) -> Result<(), RoleError> {
+    match consumer.commit(received).await {
+        Ok(()) | Err(BusError::Rebalanced { .. }) => Ok(()),
+        Err(error) => Err(error.into()),
+    }
+}
+
+async fn analyse(
+    store: &dyn Store,
+    bus: &dyn Bus,
+    generator: &SignalGenerator,
+    models: &mut Models,
+    settings: &MlSettings,
+    message: &Envelope<MarketDataMessage>,
+    stats: &Stats,
+) -> Result<AnalysisOutcome, RoleError> {
+    let window = settings.window;
+    let symbol = &message.payload.symbol;
+    let processed = ProcessedKey::new(settings.group.as_str(), message.id);
+    // The window ends at the message's bar: with a fast replay the store already holds later
+    // bars.
+    let history = store
+        .bars_until(
+            symbol,
+            Some(message.payload.timestamp),
+            window.max(settings.anomaly_history),
+        )
+        .await?;
+    let bars = &history[history.len().saturating_sub(window)..];
+    let closes: Vec<f64> = bars.iter().map(|bar| bar.close).collect();
+    let (Some(volatility), true) = (return_volatility(&closes), bars.len() >= window.max(3)) else {
+        store.mark_processed(&processed).await?;
+        return Ok(AnalysisOutcome::Warmup);
+    };
+    let last = *bars.last().expect("window >= 3 bars");
+    let (predicted, model) = match models.predict(symbol, bars) {
+        Some(price) => (price, "lstm"),
+        None => (
+            sma_trend_forecast(&closes)
+                .unwrap_or(last.close)
+                .max(f64::MIN_POSITIVE),
+            "sma-trend",
+        ),
+    };
+    let prediction = quantcore::signal::Prediction {
+        symbol: symbol.clone(),
+        timestamp: last.timestamp,
+        predicted_price: predicted,
+    };
+    let signal = generator.generate(&prediction, last.close, volatility)?;
+    let action = match signal.action {
+        Action::Buy => SignalAction::Buy,
+        Action::Sell => SignalAction::Sell,
+        Action::Hold => SignalAction::Hold,
+    };
+    let signal_message = SignalMessage {
+        symbol: symbol.clone(),
+        timestamp: last.timestamp,
+        action,
+        confidence: signal.confidence,
+        price: signal.price,
+        predicted_price: signal.predicted_price,
+        stop_loss: signal.stop_loss,
+        take_profit: signal.take_profit,
+        expected_return: signal.expected_return,
+    };
+    let analysis = Analysis {
+        processed: Some(processed),
+        prediction: Some(Prediction {
+            symbol: symbol.clone(),
+            timestamp: last.timestamp,
+            current_price: last.close,
+            predicted_price: predicted,
+            model: model.to_owned(),
+        }),
+        signal: Some(signal_message.clone()),
+        anomaly: anomaly_score(symbol, &history, settings.anomaly_history),
+    };
+    if store.record_analysis(&analysis).await?.is_none() {
+        return Ok(AnalysisOutcome::Duplicate);
+    }
+    tracing::debug!(%symbol, close = last.close, predicted, model, "prediction");
+    if let Some(anomaly) = analysis.anomaly.as_ref().filter(|a| a.is_anomaly) {
+        bus::publish(bus, topics::ANOMALIES, &Envelope::new(anomaly.clone())).await?;
+        tracing::info!(%symbol, score = format_args!("{:.3}", anomaly.score), timestamp = anomaly.timestamp, "anomaly");
+    }
+    if action != SignalAction::Hold {
+        // Published after the store commit: a crash in between loses the signal's
+        // publication (the bar is not redelivered once committed). Acceptable for a
+        // signal; an outbox would close the gap.
+        bus::publish(
+            bus,
+            topics::TRADING_SIGNALS,
+            &Envelope::new(signal_message.clone()),
+        )
+        .await?;
+        Stats::bump(&stats.signals_published);
+        tracing::info!(
+            %symbol, action = action.as_str(), confidence = format_args!("{:.3}", signal.confidence),
+            price = last.close, predicted = format_args!("{predicted:.4}"), model, "signal"
+        );
+    }
+    Ok(AnalysisOutcome::Analysed(signal_message))
+}
+
+/// The Isolation Forest score of the last of `bars` (see [Anomalies](self#anomalies)), or
+/// `None` when scoring is off, the history is short, or the core refuses the input (logged).
+pub fn anomaly_score(symbol: &str, bars: &[Bar], history: usize) -> Option<AnomalyMessage> {
+    use quantcore::linfa::traits::Fit;
+    const Z_WINDOW: usize = 10;
+    if history == 0 || bars.len() < history.min(2 * Z_WINDOW + 2) {
+        return None;
+    }
+    let result = (|| -> Result<Option<AnomalyMessage>, quantcore::Error> {
+        let series = quantcore::BarSeries::from_bars(bars)?;
+        let features =
+            quantcore::features::anomaly::extract_features_with_window(&series, Z_WINDOW)?;
+        if features.len() < Z_WINDOW {
+            return Ok(None);
+        }
+        let x = features.values();
+        let forest = quantcore::IsolationForest::params()
+            .n_trees(50)
+            .max_samples(64)
+            .seed(7)
+            .contamination(0.02)
+            .fit(&quantcore::linfa::DatasetBase::from(x.view()))?;
+        let last = x.nrows() - 1;
+        let detection = forest.detect(&x.slice(quantcore::ndarray::s![last.., ..]))?;
+        Ok(Some(AnomalyMessage {
+            symbol: symbol.to_owned(),
+            timestamp: features.timestamps()[last],
+            score: detection.scores[0],
+            is_anomaly: detection.flags[0],
+        }))
+    })();
+    result.unwrap_or_else(|error| {
+        tracing::warn!(%symbol, %error, "anomaly scoring failed");
+        None
+    })
+}
+
+/// The mark-to-market updater: consumes `market_data` and marks the symbol's position at the
+/// bar's close (the store's trigger writes a portfolio snapshot).
+///
+/// # Errors
+/// A bus error.
+pub async fn mark_role(
+    store: Arc<dyn Store>,
+    bus: Arc<dyn Bus>,
+    group: String,
+    stats: Arc<Stats>,
+) -> Result<(), RoleError> {
+    let mut consumer =
+        MessageConsumer::<MarketDataMessage>::subscribe(bus, topics::MARKET_DATA, &group).await?;
+    loop {
+        let received = consumer.next().await?;
+        let bar = &received.message.payload;
+        if let Err(error) = store
+            .mark_position(&bar.symbol, bar.close, at(bar.timestamp))
+            .await
+        {
+            tracing::error!(symbol = %bar.symbol, %error, "mark: failed");
+        }
+        Stats::bump(&stats.bars_marked);
+        commit(&mut consumer, &received).await?;
+    }
+}
+
+/// An order for [`execute_order`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrderIntent {
+    pub symbol: String,
+    pub side: quantcore::order::Side,
+    /// `> 0`.
+    pub quantity: f64,
+    /// Price the market order fills against (slippage is added by the execution model).
+    pub reference_price: f64,
+    /// Time of the fill, Unix seconds UTC.
+    pub timestamp: i64,
+}
+
+/// What became of an order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OrderResult {
+    /// Filled: the order id, fill price, commission and cash after.
+    Filled {
+        order_id: Uuid,
+        price: f64,
+        commission: f64,
+        cash_after: f64,
+    },
+    /// Refused by the core's risk check before reaching the store.
+    Refused { reason: String },
+    /// The triggering message was processed before.
+    Duplicate,
+}
+
+/// Rebuilds the core portfolio from the stored cash and positions (plus `symbol`), with
+/// each position marked at its last mark (its average price before any).
+///
+/// # Errors
+/// A store error, or the core's error for a stored number it refuses.
+pub async fn load_portfolio(
+    store: &dyn Store,
+    settings: &TradeSettings,
+    symbol: &str,
+) -> Result<Portfolio, RoleError> {
+    let cash = store
+        .ensure_account(settings.initial_cash, Utc::now())
+        .await?;
+    let mut portfolio =
+        Portfolio::new(settings.initial_cash)?.with_short_selling(settings.limits.allow_short);
+    portfolio.restore_cash(cash)?;
+    let mut rows = store.positions().await?;
+    if !rows.iter().any(|row| row.symbol == symbol) {
+        portfolio.register(Instrument::new(symbol))?;
+    }
+    rows.sort_by(|a, b| a.symbol.cmp(&b.symbol));
+    for row in rows {
+        let id = portfolio.register(Instrument::new(&row.symbol))?;
+        let state = PositionState {
+            quantity: row.quantity,
+            average_price: row.average_price,
+            realized_pnl: row.realized_pnl,
+        };
+        portfolio.restore_position(position_of(id, state, row.current_price))?;
+    }
+    Ok(portfolio)
+}
+
+fn position_of(
+    id: quantcore::order::SymbolId,
+    state: PositionState,
+    mark: Option<f64>,
+) -> Position {
+    let open = state.quantity != 0.0;
+    Position {
+        quantity: state.quantity,
+        average_price: if open { state.average_price } else { 0.0 },
+        realized_pnl: state.realized_pnl,
+        current_price: if open {
+            mark.filter(|p| *p > 0.0).unwrap_or(state.average_price)
+        } else {
+            mark.unwrap_or(0.0)
+        },
+        ..Position::flat(id)
+    }
+}
+
+/// Checks `intent` with the core's risk rules on the stored portfolio, then fills it through
+/// [`Store::execute_fill`] with a plan that books the core's fill on the locked state.
+///
+/// # Errors
+/// A store error (including [`StoreError::InsufficientFunds`] when the locked state no
+/// longer affords it) or a core error.
+pub async fn execute_order(
+    store: &dyn Store,
+    settings: &TradeSettings,
+    intent: &OrderIntent,
+    processed: Option<ProcessedKey>,
+) -> Result<OrderResult, RoleError> {
+    let portfolio = load_portfolio(store, settings, &intent.symbol).await?;
+    let id = portfolio.resolve(&intent.symbol)?;
+    let order_id = Uuid::now_v7();
+    let core_order = Order::market(
+        order_id.as_u64_pair().1,
+        id,
+        intent.side,
+        intent.quantity,
+        intent.timestamp,
+    );
+    let fill =
+        settings
+            .execution
+            .fill_market(&core_order, intent.reference_price, intent.timestamp)?;
+    let commission_model = settings.execution.commission;
+    if let Err(violation) = check_risk_limits(
+        &settings.limits,
+        &portfolio,
+        &core_order,
+        fill.price,
+        &commission_model,
+    ) {
+        if let Some(key) = &processed
+            && !store.mark_processed(key).await?
+        {
+            return Ok(OrderResult::Duplicate);
+        }
+        return Ok(OrderResult::Refused {
+            reason: violation.to_string(),
+        });
+    }
+    let limits = settings.limits;
+    let initial = settings.initial_cash;
+    let symbol = intent.symbol.clone();
+    let plan: FillPlan = Box::new(move |locked: &LockedState| {
+        let mut book = Portfolio::new(initial)?.with_short_selling(limits.allow_short);
+        let id = book.register(Instrument::new(&symbol))?;
+        book.restore_cash(locked.cash)?;
+        book.restore_position(position_of(id, locked.position, Some(fill.price)))?;
+        let order = Order::market(core_order.id, id, core_order.side, core_order.quantity, 0);
+        check_risk_limits(&limits, &book, &order, fill.price, &commission_model)?;
+        let before_cash = book.cash();
+        let before_realized = locked.position.realized_pnl;
+        book.apply_fill(&quantcore::execution::Fill { symbol: id, ..fill })?;
+        let position = book.position(id).expect("registered");
+        Ok(FillEffects {
+            position: PositionState {
+                quantity: position.quantity,
+                average_price: position.average_price,
+                realized_pnl: position.realized_pnl,
+            },
+            cash_delta: book.cash() - before_cash,
+            realized_pnl: position.realized_pnl - before_realized,
+        })
+    });
+    let side = match intent.side {
+        quantcore::order::Side::Buy => Side::Buy,
+        quantcore::order::Side::Sell => Side::Sell,
+    };
+    let request = FillRequest {
+        order: OrderRequest {
+            id: order_id,
+            symbol: intent.symbol.clone(),
+            side,
+            kind: OrderKind::Market,
+            quantity: intent.quantity,
+            limit_price: None,
+            created_at: Utc::now(),
+        },
+        price: fill.price,
+        commission: fill.commission,
+        filled_at: at(intent.timestamp),
+        processed,
+    };
+    match store.execute_fill(&request, plan).await? {
+        FillOutcome::Duplicate => Ok(OrderResult::Duplicate),
+        FillOutcome::Filled(receipt) => Ok(OrderResult::Filled {
+            order_id,
+            price: fill.price,
+            commission: fill.commission,
+            cash_after: receipt.cash_after,
+        }),
+    }
+}
+
+/// The order a signal asks for on the stored portfolio, or `None` (HOLD, nothing to sell,
+/// too little equity for one unit).
+///
+/// # Errors
+/// A store or core error.
+pub async fn order_for_signal(
+    store: &dyn Store,
+    settings: &TradeSettings,
+    signal: &SignalMessage,
+) -> Result<Option<OrderIntent>, RoleError> {
+    let portfolio = load_portfolio(store, settings, &signal.symbol).await?;
+    let id = portfolio.resolve(&signal.symbol)?;
+    let held = portfolio.position(id).map_or(0.0, |p| p.quantity);
+    let (side, quantity) = match signal.action {
+        SignalAction::Hold => return Ok(None),
+        SignalAction::Buy => {
+            let side = quantcore::order::Side::Buy;
+            let price = settings.execution.market_price(side, signal.price);
+            let quantity = settings.sizing.quantity(
+                SizingInput {
+                    equity: portfolio.equity(),
+                    price,
+                    confidence: signal.confidence,
+                },
+                &Instrument::new(&signal.symbol),
+                &settings.limits,
+                &settings.execution.commission,
+            )?;
+            (side, quantity)
+        }
+        SignalAction::Sell if held > 0.0 => (quantcore::order::Side::Sell, held),
+        SignalAction::Sell => return Ok(None),
+    };
+    if quantity <= 0.0 {
+        return Ok(None);
+    }
+    Ok(Some(OrderIntent {
+        symbol: signal.symbol.clone(),
+        side,
+        quantity,
+        reference_price: signal.price,
+        timestamp: signal.timestamp,
+    }))
+}
+
+/// Portfolio value from the store: cash plus each position at its last mark.
+///
+/// # Errors
+/// A store error.
+pub async fn portfolio_value(store: &dyn Store) -> Result<(f64, f64), StoreError> {
+    let cash = store.cash().await?;
+    let positions: f64 = store
+        .positions()
+        .await?
+        .iter()
+        .map(|p| p.quantity * p.current_price.unwrap_or(p.average_price))
+        .sum();
+    Ok((cash, cash + positions))
+}
+
+/// The trade role: consumes `trading_signals` until the bus closes; see the
+/// [module docs](self#trading).
+///
+/// # Errors
+/// A bus error, or the store refusing to create the account.
+pub async fn trade_role(
+    store: Arc<dyn Store>,
+    bus: Arc<dyn Bus>,
+    settings: TradeSettings,
+    stats: Arc<Stats>,
+) -> Result<(), RoleError> {
+    settings.limits.validate()?;
+    settings.sizing.validate()?;
+    store
+        .ensure_account(settings.initial_cash, Utc::now())
+        .await?;
+    let mut consumer =
+        MessageConsumer::<SignalMessage>::subscribe(bus, topics::TRADING_SIGNALS, &settings.group)
+            .await?;
+    loop {
+        let received = consumer.next().await?;
+        let signal = &received.message.payload;
+        let key = ProcessedKey::new(settings.group.as_str(), received.message.id);
+        let result = async {
+            match order_for_signal(store.as_ref(), &settings, signal).await? {
+                Some(intent) => execute_order(store.as_ref(), &settings, &intent, Some(key))
+                    .await
+                    .map(|r| Some((intent, r))),
+                None => {
+                    store.mark_processed(&key).await?;
+                    Ok(None)
+                }
+            }
+        }
+        .await;
+        match result {
+            Ok(Some((
+                intent,
+                OrderResult::Filled {
+                    order_id,
+                    price,
+                    commission,
+                    cash_after,
+                },
+            ))) => {
+                Stats::bump(&stats.orders_filled);
+                let value = portfolio_value(store.as_ref())
+                    .await
+                    .map(|v| v.1)
+                    .unwrap_or(f64::NAN);
+                tracing::info!(
+                    symbol = %intent.symbol, side = intent.side.as_str(), quantity = intent.quantity,
+                    price = format_args!("{price:.4}"), commission = format_args!("{commission:.4}"),
+                    %order_id, cash = format_args!("{cash_after:.2}"),
+                    portfolio_value = format_args!("{value:.2}"), "order filled"
+                );
+            }
+            Ok(Some((intent, OrderResult::Refused { reason }))) => {
+                Stats::bump(&stats.orders_refused);
+                tracing::info!(symbol = %intent.symbol, side = intent.side.as_str(), %reason, "order refused by risk check");
+            }
+            Ok(Some((_, OrderResult::Duplicate))) => {
+                tracing::debug!(id = %received.message.id, "signal already processed");
+            }
+            Ok(None) => {
+                tracing::debug!(symbol = %signal.symbol, action = signal.action.as_str(), "no order for signal");
+            }
+            Err(RoleError::Store(
+                error @ (StoreError::InsufficientFunds { .. }
+                | StoreError::InsufficientPosition { .. }
+                | StoreError::PlanRejected { .. }),
+            )) => {
+                Stats::bump(&stats.orders_refused);
+                tracing::info!(symbol = %signal.symbol, %error, "order rejected by the store");
+            }
+            Err(error) => {
+                tracing::error!(id = %received.message.id, %error, "trade: signal failed");
+            }
+        }
+        Stats::bump(&stats.signals_handled);
+        commit(&mut consumer, &received).await?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sma_trend_forecast_continues_the_trend_from_the_average() {
+        // Closes 10, 12, 11, 13: mean 11.5, centre 1.5 bars back;
+        // 13 + (13 - 11.5) / 1.5 = 14.
+        let predicted = sma_trend_forecast(&[10.0, 12.0, 11.0, 13.0]).unwrap();
+        assert!((predicted - 14.0).abs() < 1e-12, "{predicted}");
+        // Flat prices forecast the same price.
+        assert_eq!(sma_trend_forecast(&[5.0; 30]), Some(5.0));
+        // A falling series forecasts lower.
+        assert!(sma_trend_forecast(&[3.0, 2.0, 1.5]).unwrap() < 1.5);
+        assert_eq!(sma_trend_forecast(&[1.0, 2.0]), None);
+    }
+
+    #[test]
+    fn return_volatility_is_the_sample_std_of_simple_returns() {
+        // Returns +10 %, -10 %, +20 %: mean 0.0667, deviations 0.0333, -0.1667, 0.1333;
+        // sum of squares 0.0467, / 2 = 0.02333.
+        let closes = [100.0, 110.0, 99.0, 118.8];
+        let returns = [0.1, -0.1, 0.2];
+        let mean = returns.iter().sum::<f64>() / 3.0;
+        let var = returns.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / 2.0;
+        let sigma = return_volatility(&closes).unwrap();
+        assert!((sigma - var.sqrt()).abs() < 1e-12, "{sigma}");
+        assert!((sigma - 0.023_333_333_f64.sqrt()).abs() < 1e-6);
+        assert_eq!(return_volatility(&[1.0, 2.0]), None);
+    }
+
+    fn walk(n: usize) -> Vec<Bar> {
+        // A deterministic zig-zag: returns of +-0.5 %, volume 1,000 +- 100.
+        let mut close = 100.0;
+        (0..n)
+            .map(|i| {
+                let previous = close;
+                close *= if i % 3 == 0 { 0.995 } else { 1.004 };
+                Bar {
+                    timestamp: i as i64 * 86_400,
+                    open: previous,
+                    high: previous.max(close) * 1.002,
+                    low: previous.min(close) * 0.998,
+                    close,
+                    volume: 1_000.0 + (i % 5) as f64 * 50.0,
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_jump_scores_as_an_anomaly_and_a_calm_bar_does_not() {
+        let calm = walk(120);
+        let normal = anomaly_score("X", &calm, 120).expect("scored");
+        assert_eq!(normal.timestamp, calm[119].timestamp);
+        assert!(!normal.is_anomaly, "{normal:?}");
+        let mut jump = calm.clone();
+        let last = jump.last_mut().unwrap();
+        last.close = last.open * 1.25;
+        last.high = last.close;
+        last.volume = 20_000.0;
+        let spike = anomaly_score("X", &jump, 120).expect("scored");
+        assert!(spike.is_anomaly, "{spike:?}");
+        assert!(spike.score > normal.score);
+        // Off, or too little history.
+        assert_eq!(anomaly_score("X", &calm, 0), None);
+        assert_eq!(anomaly_score("X", &calm[..15], 120), None);
+    }
+
+    #[test]
+    fn restored_positions_mark_at_the_average_before_any_mark() {
+        let id = quantcore::order::SymbolId(0);
+        let state = PositionState {
+            quantity: 3.0,
+            average_price: 10.0,
+            realized_pnl: 1.5,
+        };
+        assert_eq!(position_of(id, state, None).current_price, 10.0);
+        assert_eq!(position_of(id, state, Some(12.0)).current_price, 12.0);
+        let flat = position_of(id, PositionState::default(), None);
+        assert!(!flat.is_open());
+        assert_eq!(flat.realized_pnl, 0.0);
+    }
+}
