@@ -87,6 +87,8 @@ mod proptests;
 pub use config::{BacktestConfig, FillTiming};
 pub use engine::{Backtester, DEFAULT_SYMBOL};
 pub use result::{BacktestResult, ExitEvent};
+#[cfg(feature = "lstm")]
+pub use strategies::{MlParams, MlStrategy};
 pub use strategies::{
     BuiltinStrategy, MeanReversionParams, MeanReversionStrategy, MomentumParams, MomentumStrategy,
     StrategySpec,
