@@ -87,12 +87,12 @@ mod proptests;
 pub use config::{BacktestConfig, FillTiming};
 pub use engine::{Backtester, DEFAULT_SYMBOL};
 pub use result::{BacktestResult, ExitEvent};
-#[cfg(feature = "lstm")]
-pub use strategies::{MlParams, MlStrategy};
 pub use strategies::{
     BuiltinStrategy, MeanReversionParams, MeanReversionStrategy, MomentumParams, MomentumStrategy,
     StrategySpec,
 };
+#[cfg(feature = "lstm")]
+pub use strategies::{MlParams, MlStrategy};
 pub use strategy::{Action, Context, Decision, History, PerSymbol, Strategy, from_fn};
 pub use sweep::{SweepRow, SweepTable, sweep};
 pub use vectorized::from_signals;

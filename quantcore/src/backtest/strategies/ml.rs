@@ -529,7 +529,10 @@ mod tests {
     fn run_recording(
         strategy: &mut MlStrategy,
         series: &BarSeries,
-    ) -> (crate::backtest::BacktestResult, Vec<(Decision, Option<f64>)>) {
+    ) -> (
+        crate::backtest::BacktestResult,
+        Vec<(Decision, Option<f64>)>,
+    ) {
         // The closure does not forward `start`: reset the strategy here.
         strategy.start(1).unwrap();
         let mut log = Vec::new();
@@ -729,7 +732,10 @@ mod tests {
         let confidence = fresh.last_signal().unwrap().confidence;
         let r = (predicted - close[230]) / close[230];
         let expected = statrs::function::erf::erf(r.abs() / (std * std::f64::consts::SQRT_2));
-        assert!((confidence - expected).abs() < 1e-9, "{confidence} vs {expected}");
+        assert!(
+            (confidence - expected).abs() < 1e-9,
+            "{confidence} vs {expected}"
+        );
     }
 
     #[test]
