@@ -91,6 +91,8 @@ pub use strategies::{
     BuiltinStrategy, MeanReversionParams, MeanReversionStrategy, MomentumParams, MomentumStrategy,
     StrategySpec,
 };
+#[cfg(feature = "lstm")]
+pub use strategies::{MlParams, MlStrategy};
 pub use strategy::{Action, Context, Decision, History, PerSymbol, Strategy, from_fn};
 pub use sweep::{SweepRow, SweepTable, sweep};
 pub use vectorized::from_signals;

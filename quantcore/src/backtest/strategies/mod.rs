@@ -10,9 +10,13 @@
 //! [`BuiltinStrategy`] runs whichever it names without boxing.
 
 mod mean_reversion;
+#[cfg(feature = "lstm")]
+mod ml;
 mod momentum;
 
 pub use mean_reversion::{MeanReversionParams, MeanReversionStrategy};
+#[cfg(feature = "lstm")]
+pub use ml::{MlParams, MlStrategy};
 pub use momentum::{MomentumParams, MomentumStrategy};
 
 use serde::{Deserialize, Serialize};

@@ -35,6 +35,8 @@ mod kernel;
 mod model;
 pub mod network;
 mod scaler;
+#[cfg(test)]
+mod torch_fixture;
 
 pub use config::LstmConfig;
 pub use model::{
