@@ -58,6 +58,8 @@ pub use risk::{RiskLimits, RiskViolation};
 pub use signal::{Action, Prediction, Signal, SignalConfig, SignalGenerator};
 
 #[cfg(feature = "lstm")]
+pub use backtest::{MlParams, MlStrategy};
+#[cfg(feature = "lstm")]
 pub use ml::lstm::{EpochProgress, LstmConfig, LstmNetwork, LstmPredictor, Scaler};
 
 /// The linfa and ndarray the estimators are built on, re-exported so callers use the

@@ -4,6 +4,7 @@
 //! |---|---|---|
 //! | [`MomentumStrategy`] | `fast`, `slow` (bars), `allow_short` | long while SMA(fast) > SMA(slow), else flat (or short) |
 //! | [`MeanReversionStrategy`] | `window`, `entry_z`, `exit_z`, `allow_short` | buy when the z-score < -entry_z, sell back when it is >= -exit_z |
+//! | `MlStrategy` (feature `lstm`) | `MlParams`: LSTM and signal configs, `train_window`, `retrain_every`, `min_history` | walk-forward LSTM: refit every `retrain_every` bars on past bars only, trade the `SignalGenerator`'s signal |
 //!
 //! [`StrategySpec`] names one of them with its parameters in JSON (what the CLI
 //! example, the service's `POST /backtest` and the bindings parse), and
