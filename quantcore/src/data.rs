@@ -43,12 +43,7 @@ impl Bar {
             ("low", self.low),
             ("close", self.close),
         ] {
-            if !value.is_finite() {
-                return Err(Error::NonFinite { row, field, value });
-            }
-            if value <= 0.0 {
-                return Err(Error::NonPositivePrice { row, field, value });
-            }
+            check_price(row, field, value)?;
         }
         if !self.volume.is_finite() {
             return Err(Error::NonFinite {
@@ -85,6 +80,17 @@ impl Bar {
         }
         Ok(())
     }
+}
+
+/// The price rule of every price column: finite and positive.
+pub(crate) fn check_price(row: usize, field: &'static str, value: f64) -> Result<()> {
+    if !value.is_finite() {
+        return Err(Error::NonFinite { row, field, value });
+    }
+    if value <= 0.0 {
+        return Err(Error::NonPositivePrice { row, field, value });
+    }
+    Ok(())
 }
 
 /// Rows removed by [`BarSeries::new_lenient`], with the reason for each.
@@ -388,20 +394,7 @@ impl BarSeries {
             });
         }
         for (row, &value) in adj_close.iter().enumerate() {
-            if !value.is_finite() {
-                return Err(Error::NonFinite {
-                    row,
-                    field: "adj_close",
-                    value,
-                });
-            }
-            if value <= 0.0 {
-                return Err(Error::NonPositivePrice {
-                    row,
-                    field: "adj_close",
-                    value,
-                });
-            }
+            check_price(row, "adj_close", value)?;
         }
         self.adj_close = Some(adj_close);
         Ok(self)

@@ -42,21 +42,7 @@ fn check_order(row: usize, timestamp: i64, previous: Option<i64>) -> Result<()> 
 
 /// The adjusted-close rule of [`BarSeries::with_adj_close`].
 fn check_adj_close(row: usize, value: f64) -> Result<()> {
-    if !value.is_finite() {
-        return Err(Error::NonFinite {
-            row,
-            field: "adj_close",
-            value,
-        });
-    }
-    if value <= 0.0 {
-        return Err(Error::NonPositivePrice {
-            row,
-            field: "adj_close",
-            value,
-        });
-    }
-    Ok(())
+    crate::data::check_price(row, "adj_close", value)
 }
 
 impl Columns {
