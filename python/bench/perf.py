@@ -4,6 +4,8 @@
 1. A 1,000,000-bar momentum backtest (10/50, 0.1 % commission, 5 bps slippage, 100 units
    per trade) from Python, on bars shaped like ``benches/benches/backtest.rs``'s walk,
    to compare with that criterion bench of the Rust engine.
+   ``--csv PATH`` also writes the bars, for the same run from Rust:
+   ``cargo run --release -p quantcore --example time_backtest -- PATH``.
 2. Metrics on a 1,000,000-element numpy array: time, and that the input is not copied
    (peak resident memory does not grow by the array's 8 MB; see also
    ``tests/test_zero_copy.py`` with 128 MB).
@@ -14,6 +16,7 @@
 from __future__ import annotations
 
 import resource
+import sys
 import time
 from typing import Callable
 
@@ -59,7 +62,21 @@ def main() -> None:
     )
     strategy = qc.MomentumStrategy(10, 50)
     t = best_of(5, lambda: bt.run(series, strategy))
-    print(f"1M-bar momentum backtest from Python: {t * 1e3:.1f} ms ({1e6 / t / 1e6:.1f} M bars/s)")
+    orders = len(bt.run(series, strategy).orders)
+    print(
+        f"1M-bar momentum backtest from Python: {t * 1e3:.1f} ms ({1e6 / t / 1e6:.1f} M bars/s, {orders} orders)"
+    )
+    if len(sys.argv) > 2 and sys.argv[1] == "--csv":
+        # The same bars for `cargo run --release -p quantcore --example time_backtest -- PATH`.
+        columns = series.to_numpy()
+        np.savetxt(
+            sys.argv[2],
+            np.column_stack([columns[k] for k in ("timestamps", "open", "high", "low", "close", "volume")]),
+            delimiter=",",
+            header="timestamp,open,high,low,close,volume",
+            comments="",
+            fmt=["%d", "%.17g", "%.17g", "%.17g", "%.17g", "%.17g"],
+        )
 
     returns = np.random.default_rng(1).normal(0.0003, 0.01, 1_000_000)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
