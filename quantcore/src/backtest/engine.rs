@@ -148,9 +148,11 @@ impl Backtester {
         let bar_timestamps = series.timestamps();
         let mut timestamps = Vec::with_capacity(bar_timestamps.len() + 1);
         timestamps.push(bar_timestamps[0]);
-        timestamps.extend_from_slice(bar_timestamps);
-        let mut engine = Engine::new(&self.config, [name], timestamps.len())?;
-        for row in 0..series.len() {
+        let mut engine = Engine::new(&self.config, [name], bar_timestamps.len() + 1)?;
+        for (row, &timestamp) in bar_timestamps.iter().enumerate() {
+            // Copied here rather than up front: the bar's timestamp is then in cache
+            // when an order needs it, instead of a cache miss per order.
+            timestamps.push(timestamp);
             engine.before_close(0, series, row)?;
             engine.mark_close(0, series, row)?;
             engine.decide(0, series, row, strategy)?;

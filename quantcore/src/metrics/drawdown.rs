@@ -126,17 +126,24 @@ pub(crate) fn max_drawdown_period(
 ) -> (f64, Option<DrawdownPeriod>) {
     let (mut peak, mut peak_index) = (equity[0], 0);
     let (mut worst, mut worst_peak, mut worst_trough) = (0.0_f64, 0, 0);
+    // Only a value below `floor` can deepen the worst drawdown: a multiplication per
+    // new peak instead of a division per point. The margin of a few ulps keeps every
+    // candidate; the exact division decides.
+    let floor_of = |peak: f64, worst: f64| peak * (1.0 + worst) * (1.0 + 4.0 * f64::EPSILON);
+    let mut floor = floor_of(peak, worst);
     for (i, &e) in equity.iter().enumerate() {
         if e >= peak {
             // `>=`: a return to the same level starts a new episode from here.
             peak = e;
             peak_index = i;
-        } else {
+            floor = floor_of(peak, worst);
+        } else if e < floor {
             let drawdown = e / peak - 1.0;
             if drawdown < worst {
                 worst = drawdown;
                 worst_peak = peak_index;
                 worst_trough = i;
+                floor = floor_of(peak, worst);
             }
         }
     }
@@ -171,6 +178,43 @@ mod tests {
 
     fn days(n: usize) -> Vec<i64> {
         (0..n as i64).map(|i| 1_600_000_000 + i * DAY).collect()
+    }
+
+    /// The multiplication pre-check skips points but never changes the answer: the
+    /// same depth, bit for bit, and the same episode as a division at every point.
+    #[test]
+    fn precheck_matches_division_at_every_point() {
+        use rand::{Rng, SeedableRng, rngs::StdRng};
+        let mut rng = StdRng::seed_from_u64(3);
+        for case in 0..200 {
+            let n = rng.gen_range(2..400);
+            let mut equity = vec![100.0];
+            for _ in 1..n {
+                let last = *equity.last().unwrap();
+                // coarse steps make exact ties between drawdowns common
+                let step = if case % 2 == 0 {
+                    rng.gen_range(-3..=3) as f64
+                } else {
+                    rng.gen_range(-2.0..2.0)
+                };
+                equity.push((last + step).max(1.0));
+            }
+            let (mut peak, mut peak_index, mut worst, mut at) = (equity[0], 0, 0.0_f64, (0, 0));
+            for (i, &e) in equity.iter().enumerate() {
+                if e >= peak {
+                    (peak, peak_index) = (e, i);
+                } else if e / peak - 1.0 < worst {
+                    (worst, at) = (e / peak - 1.0, (peak_index, i));
+                }
+            }
+            let (depth, period) = max_drawdown_period(&days(n), &equity);
+            assert_eq!(depth.to_bits(), worst.to_bits(), "case {case}");
+            if let Some(period) = period {
+                assert_eq!((period.peak_index, period.trough_index), at, "case {case}");
+            } else {
+                assert_eq!(worst, 0.0);
+            }
+        }
     }
 
     #[test]

@@ -154,8 +154,9 @@ impl Metrics {
     /// `timestamps` (Unix seconds, non-decreasing) and `equity` have one entry per
     /// point; `equity[0]` is the starting capital, and returns are
     /// `equity[t] / equity[t - 1] - 1`. `trade_pnls` may be empty. Cost: a few passes
-    /// over the returns and one allocation (the returns, later reordered for the
-    /// percentiles by O(n) selection); no sorting.
+    /// over the curve, no copy of the returns: the percentiles come from a sorted sample of
+    /// 4,096 returns and one pass that keeps the few near the wanted ranks (exact; see
+    /// the tail statistics in `returns.rs`).
     ///
     /// # Errors
     /// [`Error::InvalidParameter`] for a bad config; [`Error::LengthMismatch`] when the
@@ -173,15 +174,15 @@ impl Metrics {
         let trades = TradeStats::compute(trade_pnls)?;
         let ppy = config.periods_per_year;
 
-        let mut returns: Vec<f64> = equity.windows(2).map(|w| w[1] / w[0] - 1.0).collect();
-        let n_periods = returns.len();
-        let moments = Moments::of(&returns, config.sortino_target);
+        // The returns are derived from the curve where needed, never stored.
+        let n_periods = equity.len() - 1;
+        let return_at = |i: usize| equity[i + 1] / equity[i] - 1.0;
+        let moments = Moments::of_fn(n_periods, return_at, config.sortino_target);
         let (max_drawdown, period) = max_drawdown_period(timestamps, equity);
         let initial_equity = equity[0];
         let final_equity = equity[equity.len() - 1];
         let cagr = cagr_from_growth(final_equity / initial_equity, n_periods, ppy);
-        // The returns are not needed in order any more: reuse them as the scratch buffer.
-        let tails = Tails::of(&mut returns, VAR_CUTOFF);
+        let tails = Tails::of_fn(n_periods, return_at, VAR_CUTOFF);
         let extreme = |value: f64| {
             if n_periods == 0 {
                 Err(Undefined::TooFewPeriods {
