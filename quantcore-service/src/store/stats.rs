@@ -18,8 +18,11 @@
 //! Each snapshot counts as one period: `periods_per_year` says how many there are in a
 //! year (252 for one snapshot per trading day). Undefined numbers are `None`.
 //!
-//! TODO(issue 5): call `quantcore::metrics` here once it lands, so the money maths lives
-//! once in the core; this hand-written version only exists until then.
+//! The numbers come from [`quantcore::metrics`], so the money maths lives once, in the
+//! core; this module only maps the snapshot rows onto it and the undefined cases onto
+//! `None`.
+
+use quantcore::metrics;
 
 use super::PortfolioStats;
 
@@ -44,33 +47,17 @@ pub fn portfolio_stats(values: &[f64], periods_per_year: f64) -> PortfolioStats 
     }
     let (first, last) = (values[0], values[values.len() - 1]);
     stats.total_return = (first != 0.0).then(|| last / first - 1.0);
-
-    let mut peak = f64::NEG_INFINITY;
-    let mut max_drawdown: Option<f64> = None;
-    for &value in values {
-        peak = peak.max(value);
-        if peak != 0.0 {
-            let drawdown = value / peak - 1.0;
-            max_drawdown = Some(max_drawdown.map_or(drawdown, |m: f64| m.min(drawdown)));
-        }
-    }
-    stats.max_drawdown = max_drawdown;
-
-    // Two passes (mean, then squared deviations): plain and stable enough for the
-    // few thousand snapshots a range holds.
+    // `drawdown_series` needs positive values, as every real portfolio value is.
+    stats.max_drawdown = metrics::drawdown_series(values)
+        .ok()
+        .map(|drawdowns| drawdowns.into_iter().fold(0.0, f64::min));
     let returns: Vec<f64> = values
         .windows(2)
         .filter(|pair| pair[0] != 0.0)
         .map(|pair| pair[1] / pair[0] - 1.0)
         .collect();
-    if returns.len() >= 2 {
-        let n = returns.len() as f64;
-        let mean = returns.iter().sum::<f64>() / n;
-        let variance = returns.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / (n - 1.0);
-        let std = variance.sqrt();
-        stats.volatility = Some(std * periods_per_year.sqrt());
-        stats.sharpe_ratio = (std > 0.0).then(|| mean / std * periods_per_year.sqrt());
-    }
+    stats.volatility = metrics::annual_volatility(&returns, periods_per_year).ok();
+    stats.sharpe_ratio = metrics::sharpe_ratio(&returns, 0.0, periods_per_year).ok();
     stats
 }
 
