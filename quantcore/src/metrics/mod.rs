@@ -37,17 +37,17 @@
 //!
 //! # Speed
 //! [`Metrics::compute`] over 1M points stores no copy of the returns (it derives them
-//! from the curve in each pass) and makes about six linear passes: validation, two
-//! moment passes, the drawdown scan (a division only where the drawdown can deepen),
-//! and one pass for the percentiles. That last one sorts an evenly spaced sample of
-//! 4,096 returns, brackets the wanted ranks with it and keeps only the returns inside
-//! the brackets (a few percent) for an O(n) selection; exact, with a fallback to a full
-//! copy when a bracket misses. On 1M points the passes are bound by memory bandwidth.
+//! from the curve) and makes four linear passes: validation, the drawdown scan (a
+//! division only where the drawdown can deepen), one vectorized pass for the moments
+//! (shifted sums) and the counts below two percentile brackets, and one that keeps the
+//! returns inside the brackets (a few percent) for an O(n) selection. The brackets come
+//! from a sorted sample of 4,096 returns; the percentiles are exact.
 //!
 //! Hand-written rather than taken from a crate: no Rust crate implements empyrical's
 //! exact conventions (ddof, Sortino's all-period downside, CVaR's tail count), which
 //! are the contract here.
 
+mod curve;
 pub(crate) mod drawdown;
 mod returns;
 mod summary;

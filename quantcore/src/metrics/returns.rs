@@ -28,34 +28,26 @@ pub(crate) struct Moments {
 
 /// Independent accumulators per pass: the sums then run in parallel instead of waiting
 /// on one another (about 2.5x faster on 1M returns), and rounding error grows slower.
-const LANES: usize = 4;
+pub(crate) const LANES: usize = 4;
 
 impl Moments {
     /// Two passes over finite returns: the mean, then centered powers and the downside.
     pub(crate) fn of(returns: &[f64], target: f64) -> Moments {
-        Self::of_fn(returns.len(), |i| returns[i], target)
-    }
-
-    /// The same over `n` returns given by index, so that
-    /// [`Metrics::compute`](super::Metrics::compute) can derive them from the equity
-    /// curve on the fly instead of storing them (8 MB of fresh memory per million points).
-    #[inline(always)]
-    pub(crate) fn of_fn(n: usize, return_at: impl Fn(usize) -> f64, target: f64) -> Moments {
-        let chunks = n / LANES;
-        let tail = chunks * LANES..n;
+        let n = returns.len();
+        let chunks = returns.chunks_exact(LANES);
+        let tail = chunks.remainder();
         let mut sum = [0.0; LANES];
         let mut best = [f64::NEG_INFINITY; LANES];
         let mut worst = [f64::INFINITY; LANES];
-        for chunk in 0..chunks {
+        for chunk in chunks {
             for lane in 0..LANES {
-                let r = return_at(chunk * LANES + lane);
+                let r = chunk[lane];
                 sum[lane] += r;
                 best[lane] = if r > best[lane] { r } else { best[lane] };
                 worst[lane] = if r < worst[lane] { r } else { worst[lane] };
             }
         }
-        for i in tail.clone() {
-            let r = return_at(i);
+        for &r in tail {
             sum[0] += r;
             best[0] = best[0].max(r);
             worst[0] = worst[0].min(r);
@@ -75,13 +67,13 @@ impl Moments {
             let below = if r < target { r - target } else { 0.0 };
             powers[3][lane] += below * below;
         };
-        for chunk in 0..chunks {
-            for lane in 0..LANES {
-                accumulate(lane, return_at(chunk * LANES + lane));
+        for chunk in returns.chunks_exact(LANES) {
+            for (lane, &r) in chunk.iter().enumerate() {
+                accumulate(lane, r);
             }
         }
-        for i in tail {
-            accumulate(0, return_at(i));
+        for &r in tail {
+            accumulate(0, r);
         }
         let [m2, m3, m4, downside_squares] = powers.map(|lanes| lanes.iter().sum::<f64>());
         Moments {
@@ -198,7 +190,7 @@ pub(crate) fn calmar_from(cagr: Metric, max_drawdown: f64) -> Metric {
 }
 
 /// numpy's linear interpolation between two neighbours (exact at both ends).
-fn lerp(a: f64, b: f64, t: f64) -> f64 {
+pub(crate) fn lerp(a: f64, b: f64, t: f64) -> f64 {
     if t < 0.5 {
         a + (b - a) * t
     } else {
@@ -206,7 +198,7 @@ fn lerp(a: f64, b: f64, t: f64) -> f64 {
     }
 }
 
-fn total_order(a: &f64, b: &f64) -> std::cmp::Ordering {
+pub(crate) fn total_order(a: &f64, b: &f64) -> std::cmp::Ordering {
     a.total_cmp(b)
 }
 
@@ -271,251 +263,8 @@ impl Tails {
     }
 }
 
-/// Below this many returns, [`Tails::of_fn`] copies them and selects directly.
-const BRACKET_MIN_LEN: usize = 1 << 15;
-/// Evenly spaced returns sorted to find the brackets of [`Tails::of_fn`].
-const BRACKET_SAMPLE: usize = 4096;
-/// Half-width of a bracket, in standard deviations of a sample rank.
-const BRACKET_SIGMAS: f64 = 5.0;
-
-/// The order statistics behind numpy's percentile at `q` of `n` values.
-#[derive(Debug, Clone, Copy)]
-struct Rank {
-    lower: usize,
-    fraction: f64,
-}
-
-impl Rank {
-    fn of(n: usize, q: f64) -> Rank {
-        let position = (n - 1) as f64 * q;
-        let lower = (position.floor() as usize).min(n - 1);
-        Rank {
-            lower,
-            fraction: position - lower as f64,
-        }
-    }
-
-    /// The highest order statistic needed (the upper neighbour when interpolating).
-    fn upper(self, n: usize) -> usize {
-        if self.fraction > 0.0 {
-            (self.lower + 1).min(n - 1)
-        } else {
-            self.lower
-        }
-    }
-}
-
-/// `[lo, hi]`: a value range expected to hold the order statistics of some ranks.
-#[derive(Debug, Clone, Copy)]
-struct Bracket {
-    lo: f64,
-    hi: f64,
-}
-
-impl Bracket {
-    /// From the sorted sample: the sample values `BRACKET_SIGMAS` binomial standard
-    /// deviations below the lowest and above the highest wanted rank (unbounded when
-    /// that runs off the sample).
-    fn around(sample: &[f64], n: usize, lowest: usize, highest: usize) -> Bracket {
-        let m = sample.len() as f64;
-        let sample_rank = |rank: usize| rank as f64 / n as f64 * m;
-        let margin = |rank: usize| {
-            let p = (rank as f64 / n as f64).clamp(0.0, 1.0);
-            BRACKET_SIGMAS * (m * p * (1.0 - p)).sqrt() + 2.0
-        };
-        let lo_index = sample_rank(lowest) - margin(lowest);
-        let hi_index = sample_rank(highest) + margin(highest);
-        Bracket {
-            lo: if lo_index < 0.0 {
-                f64::NEG_INFINITY
-            } else {
-                sample[lo_index as usize]
-            },
-            hi: if hi_index >= m - 1.0 {
-                f64::INFINITY
-            } else {
-                sample[hi_index.ceil() as usize]
-            },
-        }
-    }
-}
-
-/// The returns of one bracket after the pass: how many lie below it, on its bounds,
-/// and (stored) strictly inside it. Values equal to a bound are only counted, so a
-/// bracket around a value most returns share (a flat strategy's zeros) stays small.
-#[derive(Debug)]
-struct Bucket {
-    bracket: Bracket,
-    below: usize,
-    on_lo: usize,
-    /// Values strictly between the bounds; the first `inside` are valid.
-    scratch: Vec<f64>,
-    inside: usize,
-    on_hi: usize,
-}
-
-/// Returns offered to a [`Bucket`] per capacity check.
-const CHUNK: usize = 256;
-
-impl Bucket {
-    fn new(bracket: Bracket, capacity: usize) -> Bucket {
-        Bucket {
-            bracket,
-            below: 0,
-            on_lo: 0,
-            scratch: vec![0.0; capacity.max(CHUNK)],
-            inside: 0,
-            on_hi: 0,
-        }
-    }
-
-    /// Room for one more chunk of returns.
-    fn reserve_chunk(&mut self) {
-        if self.inside + CHUNK > self.scratch.len() {
-            self.scratch.resize(2 * self.scratch.len(), 0.0);
-        }
-    }
-
-    /// Counts or keeps `r`, without a branch on its value (the store always happens;
-    /// only a kept value advances the end).
-    #[inline(always)]
-    fn offer(&mut self, r: f64) {
-        let Bracket { lo, hi } = self.bracket;
-        self.below += usize::from(r < lo);
-        self.on_lo += usize::from(r == lo);
-        self.on_hi += usize::from(r == hi && hi != lo);
-        self.scratch[self.inside] = r;
-        self.inside += usize::from(r > lo && r < hi);
-    }
-
-    /// True when every rank in `lowest..=highest` falls in the bracket.
-    fn holds(&self, lowest: usize, highest: usize) -> bool {
-        self.below <= lowest && highest < self.below + self.on_lo + self.inside + self.on_hi
-    }
-
-    /// The value of global rank `k` (in the bracket); reorders the inside values so
-    /// that those of lower rank come first.
-    fn order_statistic(&mut self, k: usize) -> f64 {
-        let k = k - self.below;
-        if k < self.on_lo {
-            return self.bracket.lo;
-        }
-        let k = k - self.on_lo;
-        if k >= self.inside {
-            return self.bracket.hi;
-        }
-        let (_, &mut value, _) = self.scratch[..self.inside].select_nth_unstable_by(k, total_order);
-        value
-    }
-
-    /// numpy's percentile at `rank`.
-    fn percentile(&mut self, rank: Rank, n: usize) -> f64 {
-        let low = self.order_statistic(rank.lower);
-        if rank.fraction == 0.0 || rank.lower + 1 >= n {
-            return low;
-        }
-        let high = self.order_statistic(rank.lower + 1);
-        lerp(low, high, rank.fraction)
-    }
-
-    /// The sum of the returns of rank `0..=k` that are not below the bracket (call
-    /// [`order_statistic`](Self::order_statistic)`(k)` first, which orders them).
-    fn sum_up_to(&self, k: usize) -> f64 {
-        let count = k + 1 - self.below;
-        let from_lo = count.min(self.on_lo);
-        let from_inside = (count - from_lo).min(self.inside);
-        let from_hi = count - from_lo - from_inside;
-        let mut sum = self.bracket.lo * from_lo as f64;
-        sum += self.scratch[..from_inside].iter().sum::<f64>();
-        if from_hi > 0 {
-            sum += self.bracket.hi * from_hi as f64;
-        }
-        sum
-    }
-}
-
-impl Tails {
-    /// The same statistics over `n` finite returns given by index, without storing them
-    /// when `n` is large.
-    ///
-    /// Selection needs the values in memory; but the tail statistics only need the
-    /// values near two ranks (and the sum of those below the lower one). So: sort an
-    /// evenly spaced sample of [`BRACKET_SAMPLE`] returns, take value brackets a few
-    /// binomial standard deviations wide around the wanted ranks, then in one pass
-    /// count (and sum) the returns below each bracket and keep the few inside (about
-    /// 3.5 % of them). When a bracket misses its ranks (possible only if the sample is
-    /// badly unrepresentative), this falls back to copying and selecting: the result is
-    /// exact either way. Hand-written because no crate offers selection over a
-    /// computed sequence.
-    #[inline(always)]
-    pub(crate) fn of_fn(n: usize, return_at: impl Fn(usize) -> f64, cutoff: f64) -> Tails {
-        if n >= BRACKET_MIN_LEN
-            && let Some(tails) = Self::bracketed(n, &return_at, cutoff)
-        {
-            return tails;
-        }
-        let mut scratch: Vec<f64> = (0..n).map(return_at).collect();
-        Self::of(&mut scratch, cutoff)
-    }
-
-    #[inline(always)]
-    fn bracketed(n: usize, return_at: &impl Fn(usize) -> f64, cutoff: f64) -> Option<Tails> {
-        let var = Rank::of(n, cutoff);
-        let p5 = Rank::of(n, 0.05);
-        let p95 = Rank::of(n, 0.95);
-        let low_ranks = (var.lower.min(p5.lower), var.upper(n).max(p5.upper(n)));
-        let high_ranks = (p95.lower, p95.upper(n));
-
-        let mut sample: Vec<f64> = (0..BRACKET_SAMPLE)
-            .map(|j| return_at(j * n / BRACKET_SAMPLE))
-            .collect();
-        sample.sort_unstable_by(total_order);
-        let low = Bracket::around(&sample, n, low_ranks.0, low_ranks.1);
-        let high = Bracket::around(&sample, n, high_ranks.0, high_ranks.1);
-
-        // About 2 * BRACKET_SIGMAS * sqrt(m p (1 - p)) sample ranks wide, each n / m returns.
-        let capacity = 16 * BRACKET_SIGMAS as usize * n / BRACKET_SAMPLE;
-        let mut low_bucket = Bucket::new(low, capacity);
-        let mut high_bucket = Bucket::new(high, capacity);
-        let mut sum_below_low = 0.0;
-        for start in (0..n).step_by(CHUNK) {
-            low_bucket.reserve_chunk();
-            high_bucket.reserve_chunk();
-            for i in start..(start + CHUNK).min(n) {
-                let r = return_at(i);
-                sum_below_low += if r < low.lo { r } else { 0.0 };
-                low_bucket.offer(r);
-                high_bucket.offer(r);
-            }
-        }
-        if !(low_bucket.holds(low_ranks.0, low_ranks.1)
-            && high_bucket.holds(high_ranks.0, high_ranks.1))
-        {
-            return None;
-        }
-
-        let value_at_risk = low_bucket.percentile(var, n);
-        // The lowest `var.lower + 1` returns: those below the bracket, then the
-        // bracket's from the bottom, which the selection of `var.lower` put first.
-        low_bucket.order_statistic(var.lower);
-        let lowest_sum = sum_below_low + low_bucket.sum_up_to(var.lower);
-        let conditional_value_at_risk = lowest_sum / (var.lower + 1) as f64;
-        let p5 = if cutoff == 0.05 {
-            value_at_risk
-        } else {
-            low_bucket.percentile(p5, n)
-        };
-        let p95 = high_bucket.percentile(p95, n);
-        Some(Tails {
-            value_at_risk: Ok(value_at_risk),
-            conditional_value_at_risk: Ok(conditional_value_at_risk),
-            tail_ratio: tail_ratio_from(p5, p95),
-        })
-    }
-}
-
 /// `|p95| / |p5|` (empyrical).
-fn tail_ratio_from(p5: f64, p95: f64) -> Metric {
+pub(crate) fn tail_ratio_from(p5: f64, p95: f64) -> Metric {
     if p5 == 0.0 {
         return Err(Undefined::ZeroLeftTail);
     }
@@ -778,7 +527,7 @@ pub fn conditional_value_at_risk(returns: &[f64], cutoff: f64) -> Metric {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     const PPY: f64 = 252.0;
@@ -869,93 +618,13 @@ mod tests {
     }
 
     /// numpy's linear-interpolation percentile by full sorting.
-    fn sorted_percentile(returns: &[f64], q: f64) -> f64 {
+    pub(crate) fn sorted_percentile(returns: &[f64], q: f64) -> f64 {
         let mut sorted = returns.to_vec();
         sorted.sort_by(f64::total_cmp);
         let position = (sorted.len() - 1) as f64 * q;
         let lower = position.floor() as usize;
         let upper = (lower + 1).min(sorted.len() - 1);
         sorted[lower] + (sorted[upper] - sorted[lower]) * (position - lower as f64)
-    }
-
-    /// The bracketed path of `Tails::of_fn` (large inputs) against full sorting, on
-    /// shapes chosen to break a sample: heavy ties, mostly zeros (a flat strategy),
-    /// all equal, sorted and reverse sorted, and a periodic pattern aligned with the
-    /// sampling stride.
-    #[test]
-    fn bracketed_tails_match_sorting() {
-        use rand::{Rng, SeedableRng, rngs::StdRng};
-        let n = BRACKET_MIN_LEN * 3 + 7;
-        let mut rng = StdRng::seed_from_u64(5);
-        let stride = n / BRACKET_SAMPLE;
-        let shapes: Vec<(&str, Vec<f64>)> = vec![
-            (
-                "uniform",
-                (0..n).map(|_| rng.gen_range(-0.05..0.05)).collect(),
-            ),
-            (
-                "grid",
-                (0..n)
-                    .map(|_| rng.gen_range(-20..=20) as f64 / 1e3)
-                    .collect(),
-            ),
-            (
-                "mostly zeros",
-                (0..n)
-                    .map(|_| {
-                        if rng.gen_bool(0.08) {
-                            rng.gen_range(-0.03..0.03)
-                        } else {
-                            0.0
-                        }
-                    })
-                    .collect(),
-            ),
-            ("all equal", vec![0.001; n]),
-            (
-                "sorted",
-                (0..n).map(|i| i as f64 / n as f64 - 0.5).collect(),
-            ),
-            (
-                "reversed",
-                (0..n).map(|i| 0.5 - i as f64 / n as f64).collect(),
-            ),
-            (
-                "stride-aligned",
-                (0..n)
-                    .map(|i| {
-                        if i % stride == 0 {
-                            0.0
-                        } else {
-                            (i % 7) as f64 - 3.0
-                        }
-                    })
-                    .collect(),
-            ),
-        ];
-        for (name, r) in &shapes {
-            let mut sorted = r.clone();
-            sorted.sort_by(f64::total_cmp);
-            for cutoff in [0.05, 0.01, 0.2] {
-                // The sample path answered (no fallback); where the sample cannot see
-                // the data it may fall back, and the result must be exact either way.
-                let bracketed = Tails::bracketed(r.len(), &|i| r[i], cutoff).is_some();
-                assert!(bracketed || *name == "stride-aligned", "{name} {cutoff}");
-                let tails = Tails::of_fn(r.len(), |i| r[i], cutoff);
-                let count = ((n - 1) as f64 * cutoff) as usize + 1;
-                let cvar = sorted[..count].iter().sum::<f64>() / count as f64;
-                let var = sorted_percentile(r, cutoff);
-                assert_eq!(tails.value_at_risk, Ok(var), "{name} {cutoff}");
-                let got = tails.conditional_value_at_risk.unwrap();
-                assert!(
-                    (got - cvar).abs() <= 1e-12 * cvar.abs().max(1e-3),
-                    "{name}: {got} vs {cvar}"
-                );
-                let expected =
-                    tail_ratio_from(sorted_percentile(r, 0.05), sorted_percentile(r, 0.95));
-                assert_eq!(tails.tail_ratio, expected, "{name} {cutoff}");
-            }
-        }
     }
 
     #[test]

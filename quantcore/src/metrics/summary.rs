@@ -2,8 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::curve::curve_statistics;
 use super::drawdown::{DrawdownPeriod, check_curve, max_drawdown_period};
-use super::returns::{Moments, Tails, cagr_from_growth, calmar_from};
+use super::returns::{cagr_from_growth, calmar_from};
 use super::trades::TradeStats;
 use super::undefined::{Metric, Undefined, metric_struct};
 use crate::error::{Error, Result};
@@ -154,9 +155,9 @@ impl Metrics {
     /// `timestamps` (Unix seconds, non-decreasing) and `equity` have one entry per
     /// point; `equity[0]` is the starting capital, and returns are
     /// `equity[t] / equity[t - 1] - 1`. `trade_pnls` may be empty. Cost: a few passes
-    /// over the curve, no copy of the returns: the percentiles come from a sorted sample of
-    /// 4,096 returns and one pass that keeps the few near the wanted ranks (exact; see
-    /// the tail statistics in `returns.rs`).
+    /// over the curve and no copy of the returns on long curves: the percentiles come from
+    /// a sorted sample of 4,096 returns and a pass that keeps the few near the wanted
+    /// ranks (exact; see `metrics/curve.rs`).
     ///
     /// # Errors
     /// [`Error::InvalidParameter`] for a bad config; [`Error::LengthMismatch`] when the
@@ -174,15 +175,12 @@ impl Metrics {
         let trades = TradeStats::compute(trade_pnls)?;
         let ppy = config.periods_per_year;
 
-        // The returns are derived from the curve where needed, never stored.
         let n_periods = equity.len() - 1;
-        let return_at = |i: usize| equity[i + 1] / equity[i] - 1.0;
-        let moments = Moments::of_fn(n_periods, return_at, config.sortino_target);
+        let (moments, tails) = curve_statistics(equity, config.sortino_target, VAR_CUTOFF);
         let (max_drawdown, period) = max_drawdown_period(timestamps, equity);
         let initial_equity = equity[0];
         let final_equity = equity[equity.len() - 1];
         let cagr = cagr_from_growth(final_equity / initial_equity, n_periods, ppy);
-        let tails = Tails::of_fn(n_periods, return_at, VAR_CUTOFF);
         let extreme = |value: f64| {
             if n_periods == 0 {
                 Err(Undefined::TooFewPeriods {
