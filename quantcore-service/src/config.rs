@@ -403,7 +403,12 @@ pub const ENV_VARS: &[EnvVar] = &[
         "replay_interval_ms",
         EnvKind::Integer,
     ),
-    env_var("QUANTCORE_SOURCE_YAHOO_URL", "source", "yahoo_url", EnvKind::Text),
+    env_var(
+        "QUANTCORE_SOURCE_YAHOO_URL",
+        "source",
+        "yahoo_url",
+        EnvKind::Text,
+    ),
     env_var(
         "QUANTCORE_SOURCE_YAHOO_INTERVAL",
         "source",
@@ -1034,7 +1039,10 @@ mod tests {
             ("QUANTCORE_SOURCE_MAX_ATTEMPTS", "3"),
             ("APCA_API_KEY_ID", "id-from-alpaca-env"),
             ("APCA_API_SECRET_KEY", "secret-from-alpaca-env"),
-            ("QUANTCORE_SOURCE_ALPACA_SECRET_KEY", "secret-from-quantcore-env"),
+            (
+                "QUANTCORE_SOURCE_ALPACA_SECRET_KEY",
+                "secret-from-quantcore-env",
+            ),
         ]);
         let config = Config::load(None, vars, &ConfigFlags::default()).unwrap();
         let source = &config.source;
@@ -1071,7 +1079,11 @@ mod tests {
                 .iter()
                 .any(|p| p == "source.max_attempts must be at least 1, was 0")
         );
-        assert!(problems.iter().any(|p| p.starts_with("source.backoff_max_ms")));
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("source.backoff_max_ms"))
+        );
     }
 
     #[test]

@@ -27,7 +27,10 @@ use quantcore_service::sources::{
 use quantcore_service::store::{self, Store};
 
 fn fixture(path: &str) -> Vec<u8> {
-    let path = format!("{}/../quantcore/fixtures/{path}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/../quantcore/fixtures/{path}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
@@ -177,7 +180,9 @@ async fn yahoo_response_gives_the_core_parsers_bars() {
         let seen = server.seen();
         assert_eq!(seen.len(), 1);
         assert!(
-            seen[0].uri.starts_with("/v8/finance/chart/AAPL?interval=1d&range=5d"),
+            seen[0]
+                .uri
+                .starts_with("/v8/finance/chart/AAPL?interval=1d&range=5d"),
             "{}",
             seen[0].uri
         );
@@ -191,7 +196,10 @@ async fn a_symbol_is_one_encoded_path_segment() {
     let client = yahoo_client(&server);
     // The slash inside the symbol is escaped: one segment, not two.
     let path = client.chart_url("^GSPC/x").path().to_owned();
-    assert!(path.starts_with("/v8/finance/chart/") && path.ends_with("GSPC%2Fx"), "{path}");
+    assert!(
+        path.starts_with("/v8/finance/chart/") && path.ends_with("GSPC%2Fx"),
+        "{path}"
+    );
     client.fetch_chart("^GSPC/x").await.unwrap();
     assert!(server.seen()[0].uri.starts_with(&format!("{path}?")));
 }
@@ -252,7 +260,10 @@ async fn too_many_requests_waits_for_retry_after() {
     assert_eq!(seen.len(), 2);
     // The backoff alone is at most 40 ms: a gap near 1 s is the Retry-After.
     let gap = seen[1].at - seen[0].at;
-    assert!(gap >= Duration::from_millis(950), "second request after {gap:?}");
+    assert!(
+        gap >= Duration::from_millis(950),
+        "second request after {gap:?}"
+    );
 }
 
 #[tokio::test]
@@ -331,7 +342,8 @@ async fn malformed_json_is_a_typed_parse_error() {
     assert!(
         matches!(
             &error,
-            SourceError::Parse { symbol, source: quantcore::Error::Malformed { .. }, .. } if symbol == "AAPL"
+            SourceError::Parse { symbol, source, .. }
+                if symbol == "AAPL" && matches!(**source, quantcore::Error::Malformed { .. })
         ),
         "{error:?}"
     );
@@ -342,10 +354,7 @@ async fn malformed_json_is_a_typed_parse_error() {
     assert!(
         matches!(
             &error,
-            SourceError::Parse {
-                source: quantcore::Error::SourceError { .. },
-                ..
-            }
+            SourceError::Parse { source, .. } if matches!(**source, quantcore::Error::SourceError { .. })
         ),
         "{error:?}"
     );
@@ -378,7 +387,13 @@ async fn alpaca_follows_the_next_page_token() {
     assert_eq!(bars, expected);
     let seen = server.seen();
     assert_eq!(seen.len(), 2);
-    assert!(seen[0].uri.starts_with("/v2/stocks/AAPL/bars?timeframe=1Min&start=2024-01-16T14%3A30%3A00Z"), "{}", seen[0].uri);
+    assert!(
+        seen[0]
+            .uri
+            .starts_with("/v2/stocks/AAPL/bars?timeframe=1Min&start=2024-01-16T14%3A30%3A00Z"),
+        "{}",
+        seen[0].uri
+    );
     assert!(seen[0].uri.contains("feed=iex"));
     assert!(!seen[0].uri.contains("page_token"));
     assert!(
@@ -420,7 +435,11 @@ fn alpaca_page(bars: &[(&str, f64)]) -> Vec<u8> {
     let bars: Vec<String> = bars
         .iter()
         .map(|(t, c)| {
-            format!(r#"{{"t": "{t}", "o": {c}, "h": {h}, "l": {l}, "c": {c}, "v": 100}}"#, h = c + 1.0, l = c - 1.0)
+            format!(
+                r#"{{"t": "{t}", "o": {c}, "h": {h}, "l": {l}, "c": {c}, "v": 100}}"#,
+                h = c + 1.0,
+                l = c - 1.0
+            )
         })
         .collect();
     format!(
@@ -502,7 +521,10 @@ async fn the_scheduler_stores_and_publishes_only_new_bars() {
 
 #[tokio::test]
 async fn a_failing_poll_is_counted_and_the_poller_keeps_going() {
-    let good = alpaca_page(&[("2024-01-16T14:30:00Z", 100.0), ("2024-01-16T14:31:00Z", 101.0)]);
+    let good = alpaca_page(&[
+        ("2024-01-16T14:30:00Z", 100.0),
+        ("2024-01-16T14:31:00Z", 101.0),
+    ]);
     // Three attempts per poll: the first poll fails (3 x 500), the second succeeds.
     let server = Server::start(move |index, _| {
         if index < 3 {

@@ -12,9 +12,7 @@ use std::time::Duration;
 use quantcore::risk::ExitReason;
 use quantcore_service::bus::{self, Bus, MemoryBus};
 use quantcore_service::messages::{Envelope, MarketDataMessage, topics};
-use quantcore_service::roles::{
-    self, ExitOutcome, OrderIntent, OrderResult, Stats, TradeSettings,
-};
+use quantcore_service::roles::{self, ExitOutcome, OrderIntent, OrderResult, Stats, TradeSettings};
 use quantcore_service::store::{self, ExitLevels, ProcessedKey, Side, Store};
 
 const CASH: f64 = 100_000.0;
@@ -74,7 +72,12 @@ fn bar(timestamp: i64, open: f64, high: f64, low: f64, close: f64) -> MarketData
 }
 
 /// Buys `quantity` ACME at reference 100 with `levels`; returns the cash after.
-async fn buy(store: &dyn Store, settings: &TradeSettings, quantity: f64, levels: ExitLevels) -> f64 {
+async fn buy(
+    store: &dyn Store,
+    settings: &TradeSettings,
+    quantity: f64,
+    levels: ExitLevels,
+) -> f64 {
     let intent = OrderIntent {
         symbol: "ACME".into(),
         side: quantcore::order::Side::Buy,
@@ -115,7 +118,10 @@ fn cash_after_exit(exit: f64) -> f64 {
 async fn exit_scenarios(store: Arc<dyn Store>) {
     let settings = TradeSettings::default();
     let store = store.as_ref();
-    store.ensure_account(CASH, chrono::Utc::now()).await.unwrap();
+    store
+        .ensure_account(CASH, chrono::Utc::now())
+        .await
+        .unwrap();
 
     // The levels are stored with the opening fill.
     approx(
@@ -124,13 +130,21 @@ async fn exit_scenarios(store: Arc<dyn Store>) {
         "cash after buy",
     );
     let position = store.position("ACME").await.unwrap().unwrap();
-    assert_eq!((position.stop_loss, position.take_profit), (Some(95.0), Some(110.0)));
+    assert_eq!(
+        (position.stop_loss, position.take_profit),
+        (Some(95.0), Some(110.0))
+    );
 
     // A bar inside the levels leaves the position open.
     let quiet = bar(2_000, 100.0, 109.9, 95.01, 101.0);
-    let outcome = roles::apply_exits(store, &settings, &quiet, Some(key())).await.unwrap();
+    let outcome = roles::apply_exits(store, &settings, &quiet, Some(key()))
+        .await
+        .unwrap();
     assert_eq!(outcome, ExitOutcome::Untouched);
-    assert_eq!(store.position("ACME").await.unwrap().unwrap().quantity, 10.0);
+    assert_eq!(
+        store.position("ACME").await.unwrap().unwrap().quantity,
+        10.0
+    );
 
     // The low crosses 95: sold at the stop less slippage.
     let crossing = bar(3_000, 99.0, 100.0, 94.5, 96.0);
@@ -141,7 +155,9 @@ async fn exit_scenarios(store: Arc<dyn Store>) {
     let ExitOutcome::Triggered {
         reason,
         trigger_price,
-        result: OrderResult::Filled { price, cash_after, .. },
+        result: OrderResult::Filled {
+            price, cash_after, ..
+        },
     } = outcome
     else {
         panic!("expected a filled stop, was {outcome:?}");
@@ -149,10 +165,18 @@ async fn exit_scenarios(store: Arc<dyn Store>) {
     assert_eq!((reason, trigger_price), (ExitReason::StopLoss, 95.0));
     approx(price, 94.9525, "stop fill price");
     approx(cash_after, cash_after_exit(95.0), "cash after the stop");
-    approx(store.cash().await.unwrap(), cash_after_exit(95.0), "stored cash");
+    approx(
+        store.cash().await.unwrap(),
+        cash_after_exit(95.0),
+        "stored cash",
+    );
     let position = store.position("ACME").await.unwrap().unwrap();
     assert_eq!(position.quantity, 0.0);
-    assert_eq!((position.stop_loss, position.take_profit), (None, None), "cleared on close");
+    assert_eq!(
+        (position.stop_loss, position.take_profit),
+        (None, None),
+        "cleared on close"
+    );
     let trades = store.trades(10).await.unwrap();
     assert_eq!(trades.len(), 2);
     assert_eq!((trades[1].side, trades[1].quantity), (Side::Sell, 10.0));
@@ -164,16 +188,32 @@ async fn exit_scenarios(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert!(
-        matches!(outcome, ExitOutcome::Triggered { result: OrderResult::Duplicate, .. }),
+        matches!(
+            outcome,
+            ExitOutcome::Triggered {
+                result: OrderResult::Duplicate,
+                ..
+            }
+        ),
         "{outcome:?}"
     );
-    assert_eq!(store.position("ACME").await.unwrap().unwrap().quantity, 10.0);
+    assert_eq!(
+        store.position("ACME").await.unwrap().unwrap().quantity,
+        10.0
+    );
     assert_eq!(store.trades(10).await.unwrap().len(), 3);
 
     // A gap through the stop fills at the open: 90 less slippage.
     let gap = bar(4_000, 90.0, 92.0, 89.0, 91.0);
-    let outcome = roles::apply_exits(store, &settings, &gap, Some(key())).await.unwrap();
-    let ExitOutcome::Triggered { reason, trigger_price, result: OrderResult::Filled { price, .. } } = outcome else {
+    let outcome = roles::apply_exits(store, &settings, &gap, Some(key()))
+        .await
+        .unwrap();
+    let ExitOutcome::Triggered {
+        reason,
+        trigger_price,
+        result: OrderResult::Filled { price, .. },
+    } = outcome
+    else {
         panic!("expected a filled gap stop, was {outcome:?}");
     };
     assert_eq!((reason, trigger_price), (ExitReason::StopLoss, 90.0));
@@ -183,18 +223,31 @@ async fn exit_scenarios(store: Arc<dyn Store>) {
 async fn take_profit_scenarios(store: Arc<dyn Store>) {
     let settings = TradeSettings::default();
     let store = store.as_ref();
-    store.ensure_account(CASH, chrono::Utc::now()).await.unwrap();
+    store
+        .ensure_account(CASH, chrono::Utc::now())
+        .await
+        .unwrap();
     buy(store, &settings, 10.0, levels(95.0, 110.0)).await;
     // A buy without levels adds to the position and keeps them.
     buy(store, &settings, 5.0, ExitLevels::NONE).await;
     let position = store.position("ACME").await.unwrap().unwrap();
     assert_eq!(position.quantity, 15.0);
-    assert_eq!((position.stop_loss, position.take_profit), (Some(95.0), Some(110.0)));
+    assert_eq!(
+        (position.stop_loss, position.take_profit),
+        (Some(95.0), Some(110.0))
+    );
 
     // The high reaches 110: sold at the target less slippage, all 15.
     let reaching = bar(2_000, 105.0, 111.0, 104.0, 109.0);
-    let outcome = roles::apply_exits(store, &settings, &reaching, Some(key())).await.unwrap();
-    let ExitOutcome::Triggered { reason, trigger_price, result: OrderResult::Filled { price, .. } } = outcome else {
+    let outcome = roles::apply_exits(store, &settings, &reaching, Some(key()))
+        .await
+        .unwrap();
+    let ExitOutcome::Triggered {
+        reason,
+        trigger_price,
+        result: OrderResult::Filled { price, .. },
+    } = outcome
+    else {
         panic!("expected a filled take-profit, was {outcome:?}");
     };
     assert_eq!((reason, trigger_price), (ExitReason::TakeProfit, 110.0));
@@ -205,8 +258,15 @@ async fn take_profit_scenarios(store: Arc<dyn Store>) {
     // A gap up over the target fills at the open.
     buy(store, &settings, 10.0, levels(95.0, 110.0)).await;
     let gap = bar(3_000, 115.0, 116.0, 94.0, 100.0);
-    let outcome = roles::apply_exits(store, &settings, &gap, Some(key())).await.unwrap();
-    let ExitOutcome::Triggered { reason, trigger_price, result: OrderResult::Filled { price, .. } } = outcome else {
+    let outcome = roles::apply_exits(store, &settings, &gap, Some(key()))
+        .await
+        .unwrap();
+    let ExitOutcome::Triggered {
+        reason,
+        trigger_price,
+        result: OrderResult::Filled { price, .. },
+    } = outcome
+    else {
         panic!("expected a filled gap take-profit, was {outcome:?}");
     };
     assert_eq!((reason, trigger_price), (ExitReason::TakeProfit, 115.0));
@@ -218,7 +278,10 @@ async fn take_profit_scenarios(store: Arc<dyn Store>) {
 /// the same envelope (a redelivery), sells once; the quiet bars before it only mark.
 async fn role_scenario(store: Arc<dyn Store>) {
     let settings = TradeSettings::default();
-    store.ensure_account(CASH, chrono::Utc::now()).await.unwrap();
+    store
+        .ensure_account(CASH, chrono::Utc::now())
+        .await
+        .unwrap();
     buy(store.as_ref(), &settings, 10.0, levels(95.0, 110.0)).await;
     let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new(1));
     let stats = Arc::new(Stats::default());
@@ -233,7 +296,9 @@ async fn role_scenario(store: Arc<dyn Store>) {
     let quiet = Envelope::new(bar(2_000, 100.0, 102.0, 99.0, 101.5));
     let crossing = Envelope::new(bar(3_000, 99.0, 100.0, 94.0, 96.0));
     for message in [&quiet, &crossing, &crossing] {
-        bus::publish(bus.as_ref(), topics::MARKET_DATA, message).await.unwrap();
+        bus::publish(bus.as_ref(), topics::MARKET_DATA, message)
+            .await
+            .unwrap();
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while Stats::get(&stats.bars_marked) < 3 {
@@ -241,7 +306,11 @@ async fn role_scenario(store: Arc<dyn Store>) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     role.abort();
-    assert_eq!(Stats::get(&stats.orders_filled), 1, "one exit for two deliveries");
+    assert_eq!(
+        Stats::get(&stats.orders_filled),
+        1,
+        "one exit for two deliveries"
+    );
     let trades = store.trades(10).await.unwrap();
     assert_eq!(trades.len(), 2);
     approx(trades[1].price, 94.9525, "stop fill price");

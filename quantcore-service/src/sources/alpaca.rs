@@ -242,7 +242,7 @@ fn parse_error(symbol: &str, source: quantcore::Error) -> SourceError {
     SourceError::Parse {
         source_name: "alpaca",
         symbol: symbol.to_owned(),
-        source,
+        source: Box::new(source),
     }
 }
 
@@ -275,7 +275,10 @@ mod tests {
             secret_key: "very-secret".into(),
         };
         let text = format!("{keys:?}");
-        assert!(text.contains("AK123") && !text.contains("very-secret"), "{text}");
+        assert!(
+            text.contains("AK123") && !text.contains("very-secret"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -339,7 +339,10 @@ mod tests {
             let full = policy.backoff(retry);
             for _ in 0..50 {
                 let wait = policy.jittered_backoff(retry);
-                assert!(wait >= full / 2 && wait <= full, "{retry}: {wait:?} vs {full:?}");
+                assert!(
+                    wait >= full / 2 && wait <= full,
+                    "{retry}: {wait:?} vs {full:?}"
+                );
             }
         }
         assert_eq!(policy.backoff(40), Duration::from_millis(1_000));

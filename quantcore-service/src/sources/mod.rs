@@ -79,7 +79,9 @@ pub enum SourceError {
         message: String,
     },
     /// A 429 asked to wait longer than `max_retry_after_secs`.
-    #[error("{source_name} rate-limits {symbol} and asks to wait {retry_after:?}, more than allowed")]
+    #[error(
+        "{source_name} rate-limits {symbol} and asks to wait {retry_after:?}, more than allowed"
+    )]
     RateLimited {
         source_name: &'static str,
         symbol: String,
@@ -99,7 +101,7 @@ pub enum SourceError {
     Parse {
         source_name: &'static str,
         symbol: String,
-        source: quantcore::Error,
+        source: Box<quantcore::Error>,
     },
     /// Alpaca's pages do not end.
     #[error("alpaca: pagination for {symbol} does not end: {reason}")]
@@ -122,7 +124,8 @@ pub(crate) fn parse_base_url(text: &str) -> Result<reqwest::Url, SourceError> {
         url: text.to_owned(),
         reason: reason.to_owned(),
     };
-    let url = reqwest::Url::parse(text).map_err(|error| invalid(&format!("is invalid: {error}")))?;
+    let url =
+        reqwest::Url::parse(text).map_err(|error| invalid(&format!("is invalid: {error}")))?;
     if !matches!(url.scheme(), "http" | "https") || !url.has_host() || url.cannot_be_a_base() {
         return Err(invalid("must be an http(s) URL with a host"));
     }
@@ -204,7 +207,12 @@ impl Source {
                 symbols,
                 interval,
             } => {
-                tracing::info!(source = client.name(), ?symbols, interval_secs = interval.as_secs(), "polling");
+                tracing::info!(
+                    source = client.name(),
+                    ?symbols,
+                    interval_secs = interval.as_secs(),
+                    "polling"
+                );
                 for symbol in symbols {
                     let (store, bus, stats, client) =
                         (store.clone(), bus.clone(), stats.clone(), client.clone());
@@ -276,8 +284,14 @@ pub async fn poll_symbol(
     let ceiling = interval.max(Duration::from_secs(15 * 60));
     let mut failures: u32 = 0;
     loop {
-        let wait = match ingest_once(store.as_ref(), bus.as_ref(), source.as_ref(), &symbol, &stats)
-            .await
+        let wait = match ingest_once(
+            store.as_ref(),
+            bus.as_ref(),
+            source.as_ref(),
+            &symbol,
+            &stats,
+        )
+        .await
         {
             Ok(new) => {
                 failures = 0;

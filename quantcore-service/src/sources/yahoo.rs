@@ -88,7 +88,7 @@ impl YahooClient {
         let chart = yahoo::parse_chart(&body, &options).map_err(|source| SourceError::Parse {
             source_name: "yahoo",
             symbol: symbol.to_owned(),
-            source,
+            source: Box::new(source),
         })?;
         if chart.skipped_null_rows > 0 {
             tracing::debug!(%symbol, skipped = chart.skipped_null_rows, "yahoo: rows with nulls skipped");
