@@ -145,12 +145,18 @@ pub enum SourceKind {
 }
 
 /// `[source]`: the ingest role's market data source.
+///
+/// `replay` (the default) needs no network. `yahoo` and `alpaca` poll their HTTP API every
+/// `interval_secs` per symbol (see [`crate::sources`]); they need `symbols`. Alpaca's keys
+/// come from `alpaca_key_id` / `alpaca_secret_key`, else from the environment variables
+/// `APCA_API_KEY_ID` / `APCA_API_SECRET_KEY` (Alpaca's own names).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SourceConfig {
     /// Default `replay`.
     pub kind: SourceKind,
-    /// Symbols to ingest; empty means every symbol of the replay file. Default empty.
+    /// Symbols to ingest; empty means every symbol of the replay file (live sources need
+    /// at least one). Default empty.
     pub symbols: Vec<String>,
     /// Polling interval per symbol for live sources, seconds. Default 60.
     pub interval_secs: u64,
@@ -158,6 +164,39 @@ pub struct SourceConfig {
     pub replay_path: Option<PathBuf>,
     /// Pause between replayed bars, milliseconds (0: as fast as the pipeline goes). Default 100.
     pub replay_interval_ms: u64,
+    /// Yahoo chart API base URL. Default `https://query1.finance.yahoo.com`.
+    pub yahoo_url: String,
+    /// Yahoo bar interval (`interval=`): `1m`, `5m`, `1h`, `1d`, … Default `1m`.
+    pub yahoo_interval: String,
+    /// Yahoo range fetched per poll (`range=`): `1d`, `5d`, … Default `1d`.
+    pub yahoo_range: String,
+    /// Alpaca market data base URL. Default `https://data.alpaca.markets`.
+    pub alpaca_url: String,
+    /// Alpaca bar timeframe: `1Min`, `5Min`, `1Hour`, `1Day`, … Default `1Min`.
+    pub alpaca_timeframe: String,
+    /// Alpaca data feed (`iex` is free, `sip` needs a subscription); `None` lets Alpaca
+    /// choose. Default `iex`.
+    pub alpaca_feed: Option<String>,
+    /// Alpaca key id; `None`: `APCA_API_KEY_ID`. Default `None`.
+    pub alpaca_key_id: Option<String>,
+    /// Alpaca secret key; `None`: `APCA_API_SECRET_KEY`. Default `None`.
+    pub alpaca_secret_key: Option<String>,
+    /// How far back the first Alpaca poll of a symbol with no stored bars reaches, seconds.
+    /// Default 86,400 (one day).
+    pub lookback_secs: u64,
+    /// Timeout of one HTTP request (connect to last byte), milliseconds. Default 10,000.
+    pub timeout_ms: u64,
+    /// Attempts per request, the first included (connect errors, timeouts, 5xx and 429
+    /// are retried). Default 5.
+    pub max_attempts: u32,
+    /// Backoff before the first retry, milliseconds; doubles per retry, with jitter.
+    /// Default 500.
+    pub backoff_initial_ms: u64,
+    /// Upper bound of one backoff, milliseconds. Default 30,000.
+    pub backoff_max_ms: u64,
+    /// Longest `Retry-After` a 429 may ask for, seconds; a longer one fails the request
+    /// instead of stalling the poller. Default 300.
+    pub max_retry_after_secs: u64,
 }
 
 impl Default for SourceConfig {
@@ -168,6 +207,20 @@ impl Default for SourceConfig {
             interval_secs: 60,
             replay_path: None,
             replay_interval_ms: 100,
+            yahoo_url: "https://query1.finance.yahoo.com".into(),
+            yahoo_interval: "1m".into(),
+            yahoo_range: "1d".into(),
+            alpaca_url: "https://data.alpaca.markets".into(),
+            alpaca_timeframe: "1Min".into(),
+            alpaca_feed: Some("iex".into()),
+            alpaca_key_id: None,
+            alpaca_secret_key: None,
+            lookback_secs: 86_400,
+            timeout_ms: 10_000,
+            max_attempts: 5,
+            backoff_initial_ms: 500,
+            backoff_max_ms: 30_000,
+            max_retry_after_secs: 300,
         }
     }
 }
@@ -350,6 +403,90 @@ pub const ENV_VARS: &[EnvVar] = &[
         "replay_interval_ms",
         EnvKind::Integer,
     ),
+    env_var(
+        "QUANTCORE_SOURCE_YAHOO_URL",
+        "source",
+        "yahoo_url",
+        EnvKind::Text,
+    ),
+    env_var(
+        "QUANTCORE_SOURCE_YAHOO_INTERVAL",
+        "source",
+        "yahoo_interval",
+        EnvKind::Text,
+    ),
+    env_var(
+        "QUANTCORE_SOURCE_YAHOO_RANGE",
+        "source",
+        "yahoo_range",
+        EnvKind::Text,
+    ),
+    env_var(
+        "QUANTCORE_SOURCE_ALPACA_URL",
+        "source",
+        "alpaca_url",
+        EnvKind::Text,
+    ),
+    env_var(
+        "QUANTCORE_SOURCE_ALPACA_TIMEFRAME",
+        "source",
+        "alpaca_timeframe",
+        EnvKind::Text,
+    ),
+    env_var(
+        "QUANTCORE_SOURCE_ALPACA_FEED",
+        "source",
+        "alpaca_feed",
+        EnvKind::OptionalText,
+    ),
+    env_var(
+        "QUANTCORE_SOURCE_ALPACA_KEY_ID",
+        "source",
+        "alpaca_key_id",
+        EnvKind::OptionalText,
+    ),
+    env_var(
+        "QUANTCORE_SOURCE_ALPACA_SECRET_KEY",
+        "source",
+        "alpaca_secret_key",
+        EnvKind::OptionalText,
+    ),
+    env_var(
+        "QUANTCORE_SOURCE_LOOKBACK_SECS",
+        "source",
+        "lookback_secs",
+        EnvKind::Integer,
+    ),
+    env_var(
+        "QUANTCORE_SOURCE_TIMEOUT_MS",
+        "source",
+        "timeout_ms",
+        EnvKind::Integer,
+    ),
+    env_var(
+        "QUANTCORE_SOURCE_MAX_ATTEMPTS",
+        "source",
+        "max_attempts",
+        EnvKind::Integer,
+    ),
+    env_var(
+        "QUANTCORE_SOURCE_BACKOFF_INITIAL_MS",
+        "source",
+        "backoff_initial_ms",
+        EnvKind::Integer,
+    ),
+    env_var(
+        "QUANTCORE_SOURCE_BACKOFF_MAX_MS",
+        "source",
+        "backoff_max_ms",
+        EnvKind::Integer,
+    ),
+    env_var(
+        "QUANTCORE_SOURCE_MAX_RETRY_AFTER_SECS",
+        "source",
+        "max_retry_after_secs",
+        EnvKind::Integer,
+    ),
     env_var("QUANTCORE_API_BIND", "api", "bind", EnvKind::Text),
     env_var("QUANTCORE_API_TOKEN", "api", "token", EnvKind::OptionalText),
     env_var(
@@ -382,6 +519,13 @@ const fn env_var(
         kind,
     }
 }
+
+/// Alpaca's own key variables and the `[source]` keys they fill (below the
+/// `QUANTCORE_SOURCE_ALPACA_*` variables).
+pub const ALPACA_KEY_ENV: [(&str, &str); 2] = [
+    ("APCA_API_KEY_ID", "alpaca_key_id"),
+    ("APCA_API_SECRET_KEY", "alpaca_secret_key"),
+];
 
 /// The variable naming the config file when `--config` is absent.
 pub const CONFIG_FILE_ENV: &str = "QUANTCORE_CONFIG";
@@ -476,6 +620,7 @@ impl Config {
         if self.source.interval_secs == 0 {
             problems.push("source.interval_secs must be at least 1, was 0".into());
         }
+        self.source.validate_into(&mut problems);
         if let Some(symbol) = self.source.symbols.iter().find(|s| s.trim().is_empty()) {
             problems.push(format!(
                 "source.symbols must not contain blank names, was {symbol:?}"
@@ -503,6 +648,64 @@ impl Config {
             Ok(())
         } else {
             Err(ConfigError::Invalid(problems))
+        }
+    }
+}
+
+impl SourceConfig {
+    /// Appends the problems of the live-source settings to `problems`.
+    fn validate_into(&self, problems: &mut Vec<String>) {
+        let live = self.kind != SourceKind::Replay;
+        if live && self.symbols.is_empty() {
+            problems.push(format!(
+                "source.symbols must name at least one symbol when source.kind is {}",
+                self.kind.as_str()
+            ));
+        }
+        for (field, url) in [
+            ("source.yahoo_url", &self.yahoo_url),
+            ("source.alpaca_url", &self.alpaca_url),
+        ] {
+            let valid = reqwest::Url::parse(url)
+                .is_ok_and(|url| matches!(url.scheme(), "http" | "https") && url.has_host());
+            if !valid {
+                problems.push(format!("{field} must be an http(s) URL, was {url:?}"));
+            }
+        }
+        for (field, value) in [
+            ("source.yahoo_interval", &self.yahoo_interval),
+            ("source.yahoo_range", &self.yahoo_range),
+            ("source.alpaca_timeframe", &self.alpaca_timeframe),
+        ] {
+            if value.trim().is_empty() {
+                problems.push(format!("{field} must not be empty"));
+            }
+        }
+        for (field, value) in [
+            ("source.timeout_ms", self.timeout_ms),
+            ("source.max_attempts", u64::from(self.max_attempts)),
+            ("source.lookback_secs", self.lookback_secs),
+        ] {
+            if value == 0 {
+                problems.push(format!("{field} must be at least 1, was 0"));
+            }
+        }
+        if self.backoff_max_ms < self.backoff_initial_ms {
+            problems.push(format!(
+                "source.backoff_max_ms must be at least source.backoff_initial_ms ({}), was {}",
+                self.backoff_initial_ms, self.backoff_max_ms
+            ));
+        }
+    }
+}
+
+impl SourceKind {
+    /// The configuration spelling: `replay`, `yahoo`, `alpaca`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Replay => "replay",
+            Self::Yahoo => "yahoo",
+            Self::Alpaca => "alpaca",
         }
     }
 }
@@ -540,10 +743,19 @@ fn apply_env(
     merged: &mut toml::Table,
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<(), ConfigError> {
-    let mut vars: Vec<(String, String)> = env
-        .into_iter()
-        .filter(|(name, _)| name.starts_with("QUANTCORE_"))
-        .collect();
+    let mut vars: Vec<(String, String)> = Vec::new();
+    for (name, text) in env {
+        if name.starts_with("QUANTCORE_") {
+            vars.push((name, text));
+        } else if let Some(key) = ALPACA_KEY_ENV
+            .iter()
+            .find_map(|(var, key)| (*var == name && !text.is_empty()).then_some(*key))
+        {
+            // Alpaca's own variables fill the keys; `QUANTCORE_SOURCE_ALPACA_*` (applied
+            // after) and flags still override them.
+            set_path(merged, ["source", key], Some(toml::Value::String(text)));
+        }
+    }
     vars.sort();
     for (name, text) in vars {
         let Some(var) = ENV_VARS.iter().find(|var| var.name == name) else {
@@ -815,6 +1027,62 @@ mod tests {
             problems
                 .iter()
                 .any(|p| p == "trading.initial_cash must be finite and positive, was -5")
+        );
+    }
+
+    #[test]
+    fn live_sources_read_their_settings_and_alpaca_keys() {
+        let vars = env(&[
+            ("QUANTCORE_SOURCE_KIND", "alpaca"),
+            ("QUANTCORE_SOURCE_SYMBOLS", "AAPL"),
+            ("QUANTCORE_SOURCE_ALPACA_URL", "http://127.0.0.1:9"),
+            ("QUANTCORE_SOURCE_MAX_ATTEMPTS", "3"),
+            ("APCA_API_KEY_ID", "id-from-alpaca-env"),
+            ("APCA_API_SECRET_KEY", "secret-from-alpaca-env"),
+            (
+                "QUANTCORE_SOURCE_ALPACA_SECRET_KEY",
+                "secret-from-quantcore-env",
+            ),
+        ]);
+        let config = Config::load(None, vars, &ConfigFlags::default()).unwrap();
+        let source = &config.source;
+        assert_eq!(source.kind, SourceKind::Alpaca);
+        assert_eq!(source.alpaca_url, "http://127.0.0.1:9");
+        assert_eq!(source.max_attempts, 3);
+        assert_eq!(source.alpaca_key_id.as_deref(), Some("id-from-alpaca-env"));
+        assert_eq!(
+            source.alpaca_secret_key.as_deref(),
+            Some("secret-from-quantcore-env"),
+            "QUANTCORE_SOURCE_* overrides Alpaca's own variable"
+        );
+        assert_eq!(source.alpaca_feed.as_deref(), Some("iex"));
+    }
+
+    #[test]
+    fn live_source_settings_are_validated() {
+        let vars = env(&[
+            ("QUANTCORE_SOURCE_KIND", "yahoo"),
+            ("QUANTCORE_SOURCE_YAHOO_URL", "query1.finance.yahoo.com"),
+            ("QUANTCORE_SOURCE_MAX_ATTEMPTS", "0"),
+            ("QUANTCORE_SOURCE_BACKOFF_MAX_MS", "10"),
+        ]);
+        let ConfigError::Invalid(problems) =
+            Config::load(None, vars, &ConfigFlags::default()).unwrap_err()
+        else {
+            panic!("expected Invalid");
+        };
+        assert_eq!(problems.len(), 4, "{problems:?}");
+        assert!(problems[0].starts_with("source.symbols must name at least one symbol"));
+        assert!(problems.iter().any(|p| p.starts_with("source.yahoo_url")));
+        assert!(
+            problems
+                .iter()
+                .any(|p| p == "source.max_attempts must be at least 1, was 0")
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("source.backoff_max_ms"))
         );
     }
 

@@ -9,7 +9,8 @@
 //! | storage | [`store::Store`] | [`store::PgStore`] (PostgreSQL, stored procedures and triggers), [`store::SqliteStore`] (embedded default) |
 //! | messaging | [`bus::Bus`] | [`bus::KafkaBus`] (rdkafka), [`bus::MemoryBus`] (in-process) |
 //!
-//! The roles ([`roles`]: replay ingest, ml, mark-to-market, trade) and the HTTP API
+//! The roles ([`roles`]: ingest from [`sources`] (replay, Yahoo, Alpaca), ml,
+//! mark-to-market with stop-loss and take-profit, trade) and the HTTP API
 //! ([`api`], axum) run as tokio tasks of one process with [`service::run`] (`quantcore-service
 //! run`), or one per process (`ingest`, `ml`, `trade`, `api`). With no configuration, `run`
 //! is the embedded default: SQLite under `./data/`, the in-process bus, the replay of the
@@ -41,4 +42,5 @@ pub mod config;
 pub mod messages;
 pub mod roles;
 pub mod service;
+pub mod sources;
 pub mod store;

@@ -7,7 +7,7 @@
 //! |---|---|---|---|
 //! | [`replay_symbol`] | bundled or CSV bars | upserts each bar, paced by `replay_interval_ms` | `market_data` |
 //! | [`ml_role`] | `market_data` | last `window` bars from the store, predicts the next close, [`quantcore::signal::SignalGenerator`], anomaly score | predictions, signals and scores in the store, non-HOLD signals on `trading_signals`, flagged bars on `anomalies` |
-//! | [`mark_role`] | `market_data` | marks the symbol's position at the bar's close (the trigger writes a portfolio snapshot) | — |
+//! | [`mark_role`] | `market_data` | closes the position when the bar reaches its stop-loss or take-profit ([`quantcore::risk::exit_on_bar`], through [`execute_order`]), then marks it at the bar's close (the trigger writes a portfolio snapshot) | orders, trades, positions, cash |
 //! | [`trade_role`] | `trading_signals` | sizes ([`quantcore::order::Sizing`]), risk-checks ([`quantcore::risk::check_risk_limits`]), fills ([`quantcore::execution::ExecutionModel::fill_market`]) and books ([`quantcore::portfolio::Portfolio::apply_fill`]) through [`Store::execute_fill`] | orders, trades, positions, cash |
 //!
 //! # Prediction
@@ -40,6 +40,14 @@
 //! [`FillPlan`] that checks again and books the fill with the core's `Portfolio::apply_fill`.
 //! Every signal is processed once: the idempotency marker is written in the fill's own
 //! transaction (or alone when no order results).
+//!
+//! # Stop-loss and take-profit
+//! A BUY signal's `stop_loss` and `take_profit` go with its order
+//! ([`execute_order_with_exits`]) and are stored on the position it opens or increases, in
+//! the fill's transaction; a fill that closes the position clears them. The position
+//! updater ([`mark_role`]) checks every bar against them with the core's
+//! [`quantcore::risk::exit_on_bar`] and sells through [`execute_order`] at the trigger
+//! price, the bar's message id being the idempotency key.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -52,7 +60,7 @@ use quantcore::Bar;
 use quantcore::execution::ExecutionModel;
 use quantcore::order::{Instrument, Order, Sizing, SizingInput};
 use quantcore::portfolio::{Portfolio, Position};
-use quantcore::risk::{RiskLimits, check_risk_limits};
+use quantcore::risk::{ExitReason, RiskLimits, check_risk_limits, exit_on_bar};
 use quantcore::signal::{Action, SignalConfig, SignalGenerator};
 use uuid::Uuid;
 
@@ -61,7 +69,7 @@ use crate::messages::{
     AnomalyMessage, Envelope, MarketDataMessage, SignalAction, SignalMessage, topics,
 };
 use crate::store::{
-    Analysis, FillEffects, FillOutcome, FillPlan, FillRequest, LockedState, OrderKind,
+    Analysis, ExitLevels, FillEffects, FillOutcome, FillPlan, FillRequest, LockedState, OrderKind,
     OrderRequest, PositionState, Prediction, ProcessedKey, Side, Store, StoreError,
 };
 
@@ -91,6 +99,8 @@ pub enum RoleError {
 #[derive(Debug, Default)]
 pub struct Stats {
     pub bars_ingested: AtomicU64,
+    /// Polls of a live source that failed (see [`crate::sources`]).
+    pub fetches_failed: AtomicU64,
     pub bars_analysed: AtomicU64,
     pub bars_marked: AtomicU64,
     pub signals_published: AtomicU64,
@@ -492,15 +502,91 @@ pub fn anomaly_score(symbol: &str, bars: &[Bar], history: usize) -> Option<Anoma
     })
 }
 
-/// The mark-to-market updater: consumes `market_data` and marks the symbol's position at the
-/// bar's close (the store's trigger writes a portfolio snapshot).
+/// What the position updater did with one bar.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExitOutcome {
+    /// No open position with levels, or the bar reached none of them.
+    Untouched,
+    /// A level was reached; the closing order's result (`Duplicate` for a redelivered
+    /// bar).
+    Triggered {
+        reason: ExitReason,
+        /// The exit price before slippage: the level, or the open on a gap through it.
+        trigger_price: f64,
+        result: OrderResult,
+    },
+}
+
+/// Applies the stop-loss and take-profit of `bar.symbol`'s position to the bar with the
+/// core's [`exit_on_bar`] (a bar that opens through a level exits at the open; when it
+/// reaches both inside, the stop is taken first) and, when one fires, closes the
+/// position through [`execute_order`] at the trigger price (slippage and commission
+/// from `settings.execution`), with `processed` as the idempotency key in the fill's
+/// transaction: a redelivered bar never closes twice.
+///
+/// The service checks whole bars rather than the point prices of
+/// [`quantcore::risk::stop_loss_manager`]: a bar's low and high reach levels its close
+/// does not, and the backtester decides on the same bars, so both agree.
 ///
 /// # Errors
-/// A bus error.
+/// A store or core error (a refused sell is an [`OrderResult::Refused`], not an error).
+pub async fn apply_exits(
+    store: &dyn Store,
+    settings: &TradeSettings,
+    bar: &MarketDataMessage,
+    processed: Option<ProcessedKey>,
+) -> Result<ExitOutcome, RoleError> {
+    let Some(row) = store.position(&bar.symbol).await? else {
+        return Ok(ExitOutcome::Untouched);
+    };
+    if row.quantity == 0.0 || (row.stop_loss.is_none() && row.take_profit.is_none()) {
+        return Ok(ExitOutcome::Untouched);
+    }
+    let position = Position {
+        quantity: row.quantity,
+        average_price: row.average_price,
+        stop_loss: row.stop_loss,
+        take_profit: row.take_profit,
+        ..Position::flat(quantcore::order::SymbolId(0))
+    };
+    let candle = Bar {
+        timestamp: bar.timestamp,
+        open: bar.open,
+        high: bar.high,
+        low: bar.low,
+        close: bar.close,
+        volume: bar.volume,
+    };
+    let Some(trigger) = exit_on_bar(&position, &candle)? else {
+        return Ok(ExitOutcome::Untouched);
+    };
+    let intent = OrderIntent {
+        symbol: bar.symbol.clone(),
+        side: trigger.side,
+        quantity: trigger.quantity,
+        reference_price: trigger.price,
+        timestamp: bar.timestamp,
+    };
+    let result = execute_order(store, settings, &intent, processed).await?;
+    Ok(ExitOutcome::Triggered {
+        reason: trigger.reason,
+        trigger_price: trigger.price,
+        result,
+    })
+}
+
+/// The position updater: consumes `market_data`; for each bar applies the position's
+/// stop-loss and take-profit ([`apply_exits`], fills with `settings`' execution model) and
+/// then marks the symbol's position at the bar's close (the store's trigger writes a
+/// portfolio snapshot). `group` is the consumer group and the idempotency consumer name.
+///
+/// # Errors
+/// A bus error (a failing bar is logged and skipped).
 pub async fn mark_role(
     store: Arc<dyn Store>,
     bus: Arc<dyn Bus>,
     group: String,
+    settings: TradeSettings,
     stats: Arc<Stats>,
 ) -> Result<(), RoleError> {
     let mut consumer =
@@ -508,6 +594,38 @@ pub async fn mark_role(
     loop {
         let received = consumer.next().await?;
         let bar = &received.message.payload;
+        let key = ProcessedKey::new(group.as_str(), received.message.id);
+        match apply_exits(store.as_ref(), &settings, bar, Some(key)).await {
+            Ok(ExitOutcome::Untouched) => {}
+            Ok(ExitOutcome::Triggered {
+                reason,
+                trigger_price,
+                result,
+            }) => match result {
+                OrderResult::Filled {
+                    order_id,
+                    price,
+                    cash_after,
+                    ..
+                } => {
+                    Stats::bump(&stats.orders_filled);
+                    tracing::info!(
+                        symbol = %bar.symbol, ?reason, trigger_price, price = format_args!("{price:.4}"),
+                        %order_id, cash = format_args!("{cash_after:.2}"), "exit filled"
+                    );
+                }
+                OrderResult::Refused { reason: why } => {
+                    Stats::bump(&stats.orders_refused);
+                    tracing::warn!(symbol = %bar.symbol, ?reason, %why, "exit refused by the risk check");
+                }
+                OrderResult::Duplicate => {
+                    tracing::debug!(id = %received.message.id, "bar already processed");
+                }
+            },
+            Err(error) => {
+                tracing::error!(symbol = %bar.symbol, %error, "position updater: exit failed");
+            }
+        }
         if let Err(error) = store
             .mark_position(&bar.symbol, bar.close, at(bar.timestamp))
             .await
@@ -612,6 +730,26 @@ pub async fn execute_order(
     intent: &OrderIntent,
     processed: Option<ProcessedKey>,
 ) -> Result<OrderResult, RoleError> {
+    execute_order_with_exits(store, settings, intent, ExitLevels::NONE, processed).await
+}
+
+/// [`execute_order`] with the stop-loss and take-profit the position gets when the fill
+/// opens or increases it in the order's direction (the core's
+/// [`ExecutionModel::execute`](quantcore::execution::ExecutionModel::execute) rule, checked
+/// by [`Portfolio::set_exit_levels`]); [`ExitLevels::NONE`] keeps the stored levels. A fill
+/// that closes or flips the position clears them. The levels are written in the fill's
+/// transaction.
+///
+/// # Errors
+/// As [`execute_order`]; levels the core refuses (a stop above the take-profit of a long)
+/// abort the fill ([`StoreError::PlanRejected`]).
+pub async fn execute_order_with_exits(
+    store: &dyn Store,
+    settings: &TradeSettings,
+    intent: &OrderIntent,
+    exits: ExitLevels,
+    processed: Option<ProcessedKey>,
+) -> Result<OrderResult, RoleError> {
     let portfolio = load_portfolio(store, settings, &intent.symbol).await?;
     let id = portfolio.resolve(&intent.symbol)?;
     let order_id = Uuid::now_v7();
@@ -656,8 +794,21 @@ pub async fn execute_order(
         let before_cash = book.cash();
         let before_realized = locked.position.realized_pnl;
         book.apply_fill(&quantcore::execution::Fill { symbol: id, ..fill })?;
+        let before = locked.position.quantity;
+        let position = book.position(id).expect("registered");
+        let after = position.quantity;
+        let opened_in_order_direction = after * core_order.side.sign() > 0.0;
+        let exit_levels = if opened_in_order_direction && exits.is_set() {
+            book.set_exit_levels(id, exits.stop_loss, exits.take_profit)?;
+            Some(exits)
+        } else if after == 0.0 || before * after < 0.0 {
+            Some(ExitLevels::NONE)
+        } else {
+            None
+        };
         let position = book.position(id).expect("registered");
         Ok(FillEffects {
+            exit_levels,
             position: PositionState {
                 quantity: position.quantity,
                 average_price: position.average_price,
@@ -782,9 +933,18 @@ pub async fn trade_role(
         let key = ProcessedKey::new(settings.group.as_str(), received.message.id);
         let result = async {
             match order_for_signal(store.as_ref(), &settings, signal).await? {
-                Some(intent) => execute_order(store.as_ref(), &settings, &intent, Some(key))
-                    .await
-                    .map(|r| Some((intent, r))),
+                Some(intent) => execute_order_with_exits(
+                    store.as_ref(),
+                    &settings,
+                    &intent,
+                    ExitLevels {
+                        stop_loss: signal.stop_loss,
+                        take_profit: signal.take_profit,
+                    },
+                    Some(key),
+                )
+                .await
+                .map(|r| Some((intent, r))),
                 None => {
                     store.mark_processed(&key).await?;
                     Ok(None)

@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use quantcore::Bar;
 use tokio::task::JoinSet;
@@ -26,12 +25,14 @@ pub enum ServiceError {
     Bus(#[from] crate::bus::BusError),
     #[error(transparent)]
     Core(#[from] quantcore::Error),
-    #[error("source {0:?} is not implemented yet; use `replay`")]
+    #[error("replay bars asked for, but source.kind is {0:?}")]
     UnsupportedSource(SourceKind),
     #[error("no bars to replay for symbol {0:?}")]
     UnknownSymbol(String),
     #[error("cannot read the replay file: {0}")]
     ReplayFile(std::io::Error),
+    #[error(transparent)]
+    Source(#[from] crate::sources::SourceError),
     #[error("HTTP API: {0}")]
     Api(std::io::Error),
 }
@@ -158,19 +159,12 @@ pub fn spawn_roles(
             store.clone(),
             bus.clone(),
             group(config, roles::groups::MARK),
+            trade_settings(config),
             stats.clone(),
         ));
     }
     if roles.ingest {
-        let interval = Duration::from_millis(config.source.replay_interval_ms);
-        for (symbol, bars) in replay_bars(config)? {
-            let (store, bus, stats) = (store.clone(), bus.clone(), stats.clone());
-            tasks.spawn(async move {
-                roles::replay_symbol(store, bus, symbol, bars, interval, stats)
-                    .await
-                    .map(|_| ())
-            });
-        }
+        crate::sources::Source::from_config(config)?.spawn(tasks, store, bus, stats);
     }
     Ok(())
 }

@@ -105,6 +105,7 @@ async fn replay_and_check(store: Arc<dyn Store>) {
         store.clone(),
         bus.clone(),
         roles::groups::MARK.to_owned(),
+        settings.clone(),
         stats.clone(),
     ));
     let daily = quantcore::sample::daily().unwrap();

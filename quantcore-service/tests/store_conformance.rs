@@ -95,6 +95,7 @@ fn plain_buy(quantity: f64, price: f64, commission: f64) -> FillPlan {
             },
             cash_delta: -(quantity * price) - commission,
             realized_pnl: 0.0,
+            exit_levels: None,
         })
     })
 }
@@ -264,6 +265,7 @@ mod scenarios {
                         },
                         cash_delta: -1001.0,
                         realized_pnl: 0.0,
+                        exit_levels: None,
                     },
                 ),
             )
@@ -297,6 +299,7 @@ mod scenarios {
                         },
                         cash_delta: -550.0,
                         realized_pnl: 0.0,
+                        exit_levels: None,
                     },
                 ),
             )
@@ -327,6 +330,7 @@ mod scenarios {
                         },
                         cash_delta: 960.0,
                         realized_pnl: realized,
+                        exit_levels: None,
                     },
                 ),
             )
@@ -830,6 +834,7 @@ async fn compare_backends(first: Arc<dyn Store>, second: Arc<dyn Store>) {
                         },
                         cash_delta: -(quantity * price) - 0.5,
                         realized_pnl: 0.0,
+                        exit_levels: None,
                     },
                     Side::Sell => {
                         let realized = quantity * (price - p.average_price);
@@ -841,6 +846,7 @@ async fn compare_backends(first: Arc<dyn Store>, second: Arc<dyn Store>) {
                             },
                             cash_delta: quantity * price - 0.5,
                             realized_pnl: realized,
+                            exit_levels: None,
                         }
                     }
                 })

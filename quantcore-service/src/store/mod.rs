@@ -32,8 +32,9 @@
 //! 5. runs the caller's [`FillPlan`] on the locked state — the core's money rules decide the
 //!    new position and the cash change; the store holds none,
 //! 6. refuses the fill if cash would go negative (commission included),
-//! 7. updates cash, the position (the trigger writes a snapshot), inserts the trade and marks
-//!    the order `FILLED`.
+//! 7. updates cash, the position (the trigger writes a snapshot) with the exit levels the
+//!    plan decided ([`FillEffects::exit_levels`]), inserts the trade and marks the order
+//!    `FILLED`.
 //!
 //! A refusal at step 4 or 6 commits the order as `REJECTED` with the marker, so a redelivered
 //! message is not retried, and returns [`StoreError::InsufficientFunds`] or
@@ -252,6 +253,14 @@ fn check_effects(effects: &FillEffects) -> Result<(), StoreError> {
     error::finite("position.realized_pnl", effects.position.realized_pnl)?;
     error::finite("cash_delta", effects.cash_delta)?;
     error::finite("realized_pnl", effects.realized_pnl)?;
+    if let Some(levels) = effects.exit_levels {
+        if let Some(stop) = levels.stop_loss {
+            check_positive("stop_loss", stop)?;
+        }
+        if let Some(take) = levels.take_profit {
+            check_positive("take_profit", take)?;
+        }
+    }
     Ok(())
 }
 

@@ -248,6 +248,8 @@ fn position_row(row: &PgRow) -> Result<PositionRow> {
         average_price: row.try_get("average_price").map_err(read)?,
         realized_pnl: row.try_get("realized_pnl").map_err(read)?,
         current_price: row.try_get("current_price").map_err(read)?,
+        stop_loss: row.try_get("stop_loss").map_err(read)?,
+        take_profit: row.try_get("take_profit").map_err(read)?,
         updated_at: row.try_get("updated_at").map_err(read)?,
     })
 }
@@ -626,12 +628,18 @@ impl Store for PgStore {
             .execute(&mut *tx)
             .await
             .map_err(StoreError::db("update cash"))?;
+        // `None` keeps the stored levels (a new row gets none).
+        let keep_levels = effects.exit_levels.is_none();
+        let levels = effects.exit_levels.unwrap_or_default();
         sqlx::query(
-            "INSERT INTO positions (symbol, quantity, average_price, realized_pnl, current_price, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) \
+            "INSERT INTO positions (symbol, quantity, average_price, realized_pnl, current_price, updated_at, \
+             stop_loss, take_profit) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
              ON CONFLICT (symbol) DO UPDATE SET quantity = EXCLUDED.quantity, \
              average_price = EXCLUDED.average_price, realized_pnl = EXCLUDED.realized_pnl, \
-             current_price = EXCLUDED.current_price, updated_at = EXCLUDED.updated_at",
+             current_price = EXCLUDED.current_price, updated_at = EXCLUDED.updated_at, \
+             stop_loss = CASE WHEN $9 THEN positions.stop_loss ELSE EXCLUDED.stop_loss END, \
+             take_profit = CASE WHEN $9 THEN positions.take_profit ELSE EXCLUDED.take_profit END",
         )
         .bind(&order.symbol)
         .bind(effects.position.quantity)
@@ -639,6 +647,9 @@ impl Store for PgStore {
         .bind(effects.position.realized_pnl)
         .bind(request.price)
         .bind(request.filled_at)
+        .bind(levels.stop_loss)
+        .bind(levels.take_profit)
+        .bind(keep_levels)
         .execute(&mut *tx)
         .await
         .map_err(StoreError::db("update position"))?;

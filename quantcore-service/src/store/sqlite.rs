@@ -240,6 +240,8 @@ fn position_row(row: &SqliteRow) -> Result<PositionRow> {
         average_price: row.try_get("average_price").map_err(read)?,
         realized_pnl: row.try_get("realized_pnl").map_err(read)?,
         current_price: row.try_get("current_price").map_err(read)?,
+        stop_loss: row.try_get("stop_loss").map_err(read)?,
+        take_profit: row.try_get("take_profit").map_err(read)?,
         updated_at: from_micros(
             "positions",
             "updated_at",
@@ -635,12 +637,18 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(StoreError::db("update cash"))?;
+        // `None` keeps the stored levels (a new row gets none).
+        let keep_levels = effects.exit_levels.is_none();
+        let levels = effects.exit_levels.unwrap_or_default();
         sqlx::query(
-            "INSERT INTO positions (symbol, quantity, average_price, realized_pnl, current_price, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?) \
+            "INSERT INTO positions (symbol, quantity, average_price, realized_pnl, current_price, updated_at, \
+             stop_loss, take_profit) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (symbol) DO UPDATE SET quantity = excluded.quantity, \
              average_price = excluded.average_price, realized_pnl = excluded.realized_pnl, \
-             current_price = excluded.current_price, updated_at = excluded.updated_at",
+             current_price = excluded.current_price, updated_at = excluded.updated_at, \
+             stop_loss = CASE WHEN ? THEN positions.stop_loss ELSE excluded.stop_loss END, \
+             take_profit = CASE WHEN ? THEN positions.take_profit ELSE excluded.take_profit END",
         )
         .bind(&order.symbol)
         .bind(effects.position.quantity)
@@ -648,6 +656,10 @@ impl Store for SqliteStore {
         .bind(effects.position.realized_pnl)
         .bind(request.price)
         .bind(filled_at)
+        .bind(levels.stop_loss)
+        .bind(levels.take_profit)
+        .bind(keep_levels)
+        .bind(keep_levels)
         .execute(&mut *tx)
         .await
         .map_err(StoreError::db("update position"))?;

@@ -211,6 +211,30 @@ pub struct FillEffects {
     pub cash_delta: f64,
     /// Realized PnL of this fill alone (stored on the trade row).
     pub realized_pnl: f64,
+    /// The position's stop-loss and take-profit after the fill: `None` keeps the stored
+    /// ones, `Some` replaces them (`Some(ExitLevels::NONE)` clears them, as when the fill
+    /// closes the position).
+    pub exit_levels: Option<ExitLevels>,
+}
+
+/// A position's stop-loss and take-profit levels (prices; `None`: no level).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExitLevels {
+    pub stop_loss: Option<f64>,
+    pub take_profit: Option<f64>,
+}
+
+impl ExitLevels {
+    /// No level.
+    pub const NONE: ExitLevels = ExitLevels {
+        stop_loss: None,
+        take_profit: None,
+    };
+
+    /// True when a level is set.
+    pub fn is_set(&self) -> bool {
+        self.stop_loss.is_some() || self.take_profit.is_some()
+    }
 }
 
 /// The caller's money rule, run inside the fill's transaction on the locked state.
@@ -267,6 +291,10 @@ pub struct PositionRow {
     /// Last mark (fill or mark-to-market price); `None` before the first.
     pub current_price: Option<f64>,
     pub updated_at: DateTime<Utc>,
+    /// Stop-loss level of the open position, if any.
+    pub stop_loss: Option<f64>,
+    /// Take-profit level of the open position, if any.
+    pub take_profit: Option<f64>,
 }
 
 /// PnL of one position, as `calculate_position_pnl` returns it.
