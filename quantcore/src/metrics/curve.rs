@@ -26,7 +26,10 @@
 //!
 //! Hand-written because no crate offers selection over a computed sequence.
 
-use super::returns::{LANES, Moments, Tails, lerp, tail_ratio_from, total_order};
+use super::returns::{Moments, Tails, lerp, tail_ratio_from, total_order};
+
+/// Accumulator lanes of pass 1: two, as SSE2 holds two f64 and pass 1 has ten sums.
+const LANES: usize = 2;
 
 /// Below this many returns, [`curve_statistics`] copies them and uses the slice kernels.
 pub(crate) const MIN_LEN: usize = 1 << 15;
