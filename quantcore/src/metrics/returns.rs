@@ -28,7 +28,7 @@ pub(crate) struct Moments {
 
 /// Independent accumulators per pass: the sums then run in parallel instead of waiting
 /// on one another (about 2.5x faster on 1M returns), and rounding error grows slower.
-pub(crate) const LANES: usize = 4;
+const LANES: usize = 4;
 
 impl Moments {
     /// Two passes over finite returns: the mean, then centered powers and the downside.
@@ -190,7 +190,7 @@ pub(crate) fn calmar_from(cagr: Metric, max_drawdown: f64) -> Metric {
 }
 
 /// numpy's linear interpolation between two neighbours (exact at both ends).
-pub(crate) fn lerp(a: f64, b: f64, t: f64) -> f64 {
+fn lerp(a: f64, b: f64, t: f64) -> f64 {
     if t < 0.5 {
         a + (b - a) * t
     } else {
@@ -198,7 +198,7 @@ pub(crate) fn lerp(a: f64, b: f64, t: f64) -> f64 {
     }
 }
 
-pub(crate) fn total_order(a: &f64, b: &f64) -> std::cmp::Ordering {
+fn total_order(a: &f64, b: &f64) -> std::cmp::Ordering {
     a.total_cmp(b)
 }
 
@@ -264,7 +264,7 @@ impl Tails {
 }
 
 /// `|p95| / |p5|` (empyrical).
-pub(crate) fn tail_ratio_from(p5: f64, p95: f64) -> Metric {
+fn tail_ratio_from(p5: f64, p95: f64) -> Metric {
     if p5 == 0.0 {
         return Err(Undefined::ZeroLeftTail);
     }
@@ -527,7 +527,7 @@ pub fn conditional_value_at_risk(returns: &[f64], cutoff: f64) -> Metric {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
 
     const PPY: f64 = 252.0;
@@ -618,7 +618,7 @@ pub(crate) mod tests {
     }
 
     /// numpy's linear-interpolation percentile by full sorting.
-    pub(crate) fn sorted_percentile(returns: &[f64], q: f64) -> f64 {
+    fn sorted_percentile(returns: &[f64], q: f64) -> f64 {
         let mut sorted = returns.to_vec();
         sorted.sort_by(f64::total_cmp);
         let position = (sorted.len() - 1) as f64 * q;

@@ -2,9 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::curve::curve_statistics;
 use super::drawdown::{DrawdownPeriod, check_curve, max_drawdown_period};
-use super::returns::{cagr_from_growth, calmar_from};
+use super::returns::{Moments, Tails, cagr_from_growth, calmar_from};
 use super::trades::TradeStats;
 use super::undefined::{Metric, Undefined, metric_struct};
 use crate::error::{Error, Result};
@@ -155,9 +154,8 @@ impl Metrics {
     /// `timestamps` (Unix seconds, non-decreasing) and `equity` have one entry per
     /// point; `equity[0]` is the starting capital, and returns are
     /// `equity[t] / equity[t - 1] - 1`. `trade_pnls` may be empty. Cost: a few passes
-    /// over the curve and no copy of the returns on long curves: the percentiles come from
-    /// a sorted sample of 4,096 returns and a pass that keeps the few near the wanted
-    /// ranks (exact; see `metrics/curve.rs`).
+    /// over the returns and one allocation (the returns, later reordered for the
+    /// percentiles by O(n) selection); no sorting.
     ///
     /// # Errors
     /// [`Error::InvalidParameter`] for a bad config; [`Error::LengthMismatch`] when the
@@ -175,12 +173,15 @@ impl Metrics {
         let trades = TradeStats::compute(trade_pnls)?;
         let ppy = config.periods_per_year;
 
-        let n_periods = equity.len() - 1;
-        let (moments, tails) = curve_statistics(equity, config.sortino_target, VAR_CUTOFF);
+        let mut returns: Vec<f64> = equity.windows(2).map(|w| w[1] / w[0] - 1.0).collect();
+        let n_periods = returns.len();
+        let moments = Moments::of(&returns, config.sortino_target);
         let (max_drawdown, period) = max_drawdown_period(timestamps, equity);
         let initial_equity = equity[0];
         let final_equity = equity[equity.len() - 1];
         let cagr = cagr_from_growth(final_equity / initial_equity, n_periods, ppy);
+        // The returns are not needed in order any more: reuse them as the scratch buffer.
+        let tails = Tails::of(&mut returns, VAR_CUTOFF);
         let extreme = |value: f64| {
             if n_periods == 0 {
                 Err(Undefined::TooFewPeriods {
