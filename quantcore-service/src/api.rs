@@ -47,7 +47,9 @@ use crate::openapi::{
 use crate::roles::{self, OrderIntent, OrderResult, RoleError, Stats, TradeSettings};
 use crate::store::{Store, StoreError};
 use crate::telemetry::Telemetry;
-use crate::train::{ModelInfo, TrainError, TrainParams, TrainingJob, TrainingJobs, TrainingSettings};
+use crate::train::{
+    ModelInfo, TrainError, TrainParams, TrainingJob, TrainingJobs, TrainingSettings,
+};
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -707,7 +709,7 @@ impl BacktestRequest {
     ) -> Result<quantcore::backtest::BacktestResult, quantcore::Error> {
         let series = quantcore::BarSeries::from_bars(bars)?.with_symbol(symbol);
         let mut strategy = self.strategy.build()?;
-        quantcore::Backtester::new(self.config.clone())?.run(&series, &mut strategy)
+        quantcore::Backtester::new(self.config)?.run(&series, &mut strategy)
     }
 }
 
@@ -785,7 +787,9 @@ pub(crate) async fn get_model(
     check_symbol(&symbol)?;
     match crate::train::model_info(&state.training.settings().model_dir, &symbol)? {
         Some(model) => Ok(Json(model)),
-        None => Err(ApiError::not_found(format!("no trained model for {symbol}"))),
+        None => Err(ApiError::not_found(format!(
+            "no trained model for {symbol}"
+        ))),
     }
 }
 

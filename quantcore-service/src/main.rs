@@ -212,7 +212,10 @@ async fn train_models(config: &Config, args: &TrainArgs) -> Result<String, Strin
     } else if !config.source.symbols.is_empty() {
         config.source.symbols.clone()
     } else {
-        quantcore::sample::SYMBOLS.iter().map(|s| (*s).to_owned()).collect()
+        quantcore::sample::SYMBOLS
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect()
     };
     let store = store::open(&config.database.url, config.database.max_connections)
         .await

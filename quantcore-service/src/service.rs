@@ -14,13 +14,13 @@ use quantcore::Bar;
 use tokio::task::JoinSet;
 
 use crate::api::{self, AppState};
-use crate::shutdown::{DrainingBus, Shutdown};
-use crate::telemetry::{InstrumentedBus, Telemetry};
-use crate::train::TrainingSettings;
 use crate::bus::{Bus, KafkaBus, KafkaSettings, MemoryBus};
 use crate::config::{BusKind, Config, SourceKind};
 use crate::roles::{self, MlSettings, RoleError, Stats, TradeSettings};
+use crate::shutdown::{DrainingBus, Shutdown};
 use crate::store::{self, Store};
+use crate::telemetry::{InstrumentedBus, Telemetry};
+use crate::train::TrainingSettings;
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -299,9 +299,9 @@ pub async fn run(config: &Config, roles: Roles) -> Result<(), ServiceError> {
         let state = app_state(config, store.clone(), telemetry);
         let bind = config.api.bind;
         let stop = shutdown.triggered();
-        Some(tokio::spawn(async move {
-            api::serve(state, bind, stop).await
-        }))
+        Some(tokio::spawn(
+            async move { api::serve(state, bind, stop).await },
+        ))
     } else {
         None
     };
@@ -315,7 +315,11 @@ pub async fn run(config: &Config, roles: Roles) -> Result<(), ServiceError> {
         }
     };
     let drain = Duration::from_secs(config.shutdown.drain_timeout_secs);
-    tracing::info!(signal, drain_timeout_secs = drain.as_secs(), "{signal}: stopping");
+    tracing::info!(
+        signal,
+        drain_timeout_secs = drain.as_secs(),
+        "{signal}: stopping"
+    );
     ingest.abort_all();
     shutdown.trigger();
     let drained = tokio::time::timeout(drain, async {

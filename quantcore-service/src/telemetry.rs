@@ -39,10 +39,13 @@ const PENDING_BARS_PER_SYMBOL: usize = 4096;
 /// The content type of the text exposition format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
+/// Picks one atomic of [`Stats`].
+type StatsField = fn(&Stats) -> &AtomicU64;
+
 /// A counter mirrored from one [`Stats`] atomic.
 struct Mirrored {
     counter: IntCounter,
-    source: fn(&Stats) -> &AtomicU64,
+    source: StatsField,
 }
 
 /// The process's metrics; see the [module docs](self).
@@ -106,7 +109,7 @@ impl Telemetry {
     /// Registers every metric; the pipeline counters mirror `stats`.
     pub fn new(stats: Arc<Stats>) -> Self {
         let registry = Registry::new();
-        let sources: [(&str, &str, fn(&Stats) -> &AtomicU64); 7] = [
+        let sources: [(&str, &str, StatsField); 7] = [
             (
                 "quantcore_bars_ingested_total",
                 "Bars stored and published on market_data by the ingest role.",
@@ -298,8 +301,7 @@ impl Telemetry {
             .rposition(|(timestamp, _)| *timestamp == signal.payload.timestamp)
             && let Some((_, published)) = queue.remove(index)
         {
-            self.bar_to_order
-                .observe(published.elapsed().as_secs_f64());
+            self.bar_to_order.observe(published.elapsed().as_secs_f64());
         }
     }
 
@@ -320,7 +322,9 @@ impl Telemetry {
         for (reason, now) in self.stats.refusals() {
             let seen = mirrored_refusals.entry(reason).or_default();
             if now > *seen {
-                self.refusals.with_label_values(&[reason]).inc_by(now - *seen);
+                self.refusals
+                    .with_label_values(&[reason])
+                    .inc_by(now - *seen);
                 *seen = now;
             }
         }

@@ -269,7 +269,12 @@ async fn prepare(
     let config = params.lstm_config(settings.ml_window)?;
     let bars = store.last_bars(symbol, params.bar_limit()?).await?;
     // One training and one validation sample at least (the core's rule).
-    let required = config.window + if config.validation_fraction > 0.0 { 3 } else { 2 };
+    let required = config.window
+        + if config.validation_fraction > 0.0 {
+            3
+        } else {
+            2
+        };
     if bars.len() < required {
         return Err(TrainError::NotEnoughBars {
             symbol: symbol.to_owned(),
@@ -503,6 +508,12 @@ mod tests {
             bars: Some(0),
             ..TrainParams::default()
         };
-        assert!(params.bar_limit().unwrap_err().to_string().contains("`bars`"));
+        assert!(
+            params
+                .bar_limit()
+                .unwrap_err()
+                .to_string()
+                .contains("`bars`")
+        );
     }
 }

@@ -170,7 +170,11 @@ fn backtest_prints_the_final_equity_of_the_library_engine() {
         .arg(&html)
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let sample = quantcore::sample::daily().unwrap();
     let direct = direct_backtest(
         &sample["GLOBEX"],
@@ -200,7 +204,11 @@ fn backtest_prints_the_final_equity_of_the_library_engine() {
         .arg(&csv)
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let params: quantcore::backtest::StrategySpec = serde_json::from_str(
         r#"{"strategy": "mean_reversion", "window": 15, "entry_z": 1.5, "exit_z": 0.2}"#,
     )
@@ -246,7 +254,11 @@ fn train_saves_a_model_the_ml_role_can_load() {
         .env("QUANTCORE_ML_MODEL_DIR", dir.path().join("models"))
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.starts_with("ACME: trained 2 epochs"), "{stdout}");
     let model = quantcore::ml::lstm::LstmPredictor::load(dir.path().join("models/ACME")).unwrap();
@@ -255,7 +267,15 @@ fn train_saves_a_model_the_ml_role_can_load() {
 
     // A window the ml role cannot feed, and a symbol without bars.
     let output = service()
-        .args(["--database-url", &url, "train", "--symbol", "ACME", "--window", "30"])
+        .args([
+            "--database-url",
+            &url,
+            "train",
+            "--symbol",
+            "ACME",
+            "--window",
+            "30",
+        ])
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
@@ -279,7 +299,13 @@ fn sigterm_drains_and_leaves_a_consistent_database() {
     let address = format!("127.0.0.1:{port}");
     // A slow replay (2 ms a bar) over two symbols: work is in flight when the signal comes.
     let mut child = service()
-        .args(["run", "--replay-interval-ms", "2", "--symbols", "ACME,GLOBEX"])
+        .args([
+            "run",
+            "--replay-interval-ms",
+            "2",
+            "--symbols",
+            "ACME,GLOBEX",
+        ])
         .args(["--api-bind", &address])
         .env("QUANTCORE_LOG_LEVEL", "info")
         .env("QUANTCORE_SHUTDOWN_DRAIN_TIMEOUT_SECS", "20")
@@ -324,7 +350,10 @@ fn sigterm_drains_and_leaves_a_consistent_database() {
     assert!(http_get(&address, "/health").is_err());
 
     // Reopen the store: every filled order has its trade and the books balance.
-    let url = format!("sqlite://{}", dir.path().join("data/quantcore.db").display());
+    let url = format!(
+        "sqlite://{}",
+        dir.path().join("data/quantcore.db").display()
+    );
     runtime().block_on(async {
         let store = quantcore_service::store::open(&url, 2).await.unwrap();
         let trades = store.trades(10_000).await.unwrap();
@@ -338,11 +367,10 @@ fn sigterm_drains_and_leaves_a_consistent_database() {
         .await
         .unwrap();
         assert_eq!(orphans, 0, "filled orders without a trade");
-        let filled: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE status = 'FILLED'")
-                .fetch_one(&pool)
-                .await
-                .unwrap();
+        let filled: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE status = 'FILLED'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
         assert_eq!(filled as usize, trades.len());
         for trade in &trades {
             let order = store.order(trade.order_id).await.unwrap().unwrap();
@@ -371,7 +399,10 @@ fn sigterm_drains_and_leaves_a_consistent_database() {
             realized += trade.realized_pnl;
         }
         let cash = store.cash().await.unwrap();
-        assert!((cash - expected_cash).abs() < 1e-6, "{cash} vs {expected_cash}");
+        assert!(
+            (cash - expected_cash).abs() < 1e-6,
+            "{cash} vs {expected_cash}"
+        );
         let positions = store.positions().await.unwrap();
         let mut cost = 0.0;
         for position in &positions {

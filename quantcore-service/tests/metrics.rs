@@ -71,8 +71,7 @@ async fn counters_follow_the_pipeline_and_the_requests() {
     loop {
         let analysed = Stats::get(&stats.bars_analysed) == BARS as u64;
         let marked = Stats::get(&stats.bars_marked) == BARS as u64;
-        let traded =
-            Stats::get(&stats.signals_handled) == Stats::get(&stats.signals_published);
+        let traded = Stats::get(&stats.signals_handled) == Stats::get(&stats.signals_published);
         if analysed && marked && traded {
             break;
         }
@@ -127,7 +126,10 @@ async fn counters_follow_the_pipeline_and_the_requests() {
     assert_eq!(value("quantcore_bars_ingested_total"), BARS as f64);
     assert_eq!(value("quantcore_bars_analysed_total"), BARS as f64);
     assert_eq!(value("quantcore_bars_marked_total"), BARS as f64);
-    assert_eq!(value("quantcore_predictions_total"), predictions.len() as f64);
+    assert_eq!(
+        value("quantcore_predictions_total"),
+        predictions.len() as f64
+    );
     assert_eq!(value("quantcore_orders_filled_total"), trades.len() as f64);
     let signals = store.signals("ACME", 10_000).await.unwrap();
     let published = signals
@@ -155,7 +157,10 @@ async fn counters_follow_the_pipeline_and_the_requests() {
         value("quantcore_bus_consumed_total{topic=\"market_data\"}"),
         2.0 * (BARS as f64 + 1.0)
     );
-    assert_eq!(value("quantcore_dead_letters_total{topic=\"market_data\"}"), 2.0);
+    assert_eq!(
+        value("quantcore_dead_letters_total{topic=\"market_data\"}"),
+        2.0
+    );
     assert_eq!(
         value("quantcore_bus_published_total{topic=\"trading_signals\"}"),
         published as f64

@@ -94,7 +94,9 @@ async fn the_document_lists_every_route_with_its_auth_and_matching_schemas() {
             .is_some_and(|s| s.iter().any(|r| r.get("bearer").is_some()));
         assert_eq!(secured, *method == "POST", "{method} {path}");
         assert!(
-            operation["responses"].as_object().is_some_and(|r| !r.is_empty()),
+            operation["responses"]
+                .as_object()
+                .is_some_and(|r| !r.is_empty()),
             "{method} {path} documents no response"
         );
     }

@@ -109,7 +109,10 @@ async fn a_trained_model_is_listed_and_used_by_the_ml_role() {
     assert_eq!(models[0]["symbol"], "ACME");
     assert_eq!(models[0]["config"]["hidden_size"], 8);
     assert_eq!(models[0]["config"]["window"], 10);
-    assert_eq!(models[0]["history"]["train_loss"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        models[0]["history"]["train_loss"].as_array().unwrap().len(),
+        3
+    );
     assert_eq!(get(address, "/models/ACME").await.json(), models[0]);
     assert_eq!(finished["model"], models[0]);
 
@@ -154,7 +157,11 @@ async fn bad_training_requests_get_json_errors() {
         (r#"{"epochs": 0}"#, 422, "epochs"),
         (r#"{"hidden_size": 0}"#, 422, "hidden_size"),
         (r#"{"learning_rate": -1}"#, 422, "learning_rate"),
-        (r#"{"validation_fraction": 1.5}"#, 422, "validation_fraction"),
+        (
+            r#"{"validation_fraction": 1.5}"#,
+            422,
+            "validation_fraction",
+        ),
         (r#"{"window": 30}"#, 422, "`window` must be at most 29"),
         (r#"{"bars": 0}"#, 422, "`bars`"),
         (r#"{"epochz": 1}"#, 400, "unknown field"),
