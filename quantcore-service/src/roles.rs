@@ -18,7 +18,9 @@
 //! ([`quantcore::features::Sma`]), the next close is predicted at `c + (c - m) / h`,
 //! `h = (window - 1) / 2` being the age in bars of the average's centre: the trend from the
 //! average's centre to now, continued one bar. The model name stored with each prediction
-//! says which was used (`lstm` or `sma-trend`).
+//! says which was used (`lstm` or `sma-trend`). The model file is looked at again every
+//! 2 seconds at most, so a model trained while the role runs (`POST /models/{symbol}/train`)
+//! is picked up without a restart.
 //!
 //! The volatility handed to the signal generator is the sample standard deviation of the
 //! window's one-bar simple returns ([`quantcore::features::RollingVolatility`]).
@@ -87,7 +89,7 @@ pub enum RoleError {
     Core(#[from] quantcore::Error),
 }
 
-/// Counters of the pipeline, shared by the roles (for logs and tests).
+/// Counters of the pipeline, shared by the roles (for logs, tests and `GET /metrics`).
 #[derive(Debug, Default)]
 pub struct Stats {
     pub bars_ingested: AtomicU64,
