@@ -75,6 +75,7 @@ pub struct Config {
     pub trading: TradingConfig,
     pub ml: MlConfig,
     pub log: LogConfig,
+    pub shutdown: ShutdownConfig,
 }
 
 /// `[database]`: which store to open.
@@ -301,6 +302,27 @@ impl Default for LogConfig {
     }
 }
 
+// --- [shutdown] (graceful shutdown; added with the API/ops work) ---------------------
+
+/// `[shutdown]`: graceful shutdown on SIGTERM or Ctrl-C.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShutdownConfig {
+    /// How long in-flight messages and HTTP requests may take to finish before the rest is
+    /// aborted, seconds. Default 10.
+    pub drain_timeout_secs: u64,
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        Self {
+            drain_timeout_secs: 10,
+        }
+    }
+}
+
+// --- end of [shutdown] --------------------------------------------------------------
+
 /// The flags that override every other layer (flattened into the binary's clap parser).
 #[derive(Debug, Clone, Default, PartialEq, clap::Args)]
 pub struct ConfigFlags {
@@ -505,6 +527,12 @@ pub const ENV_VARS: &[EnvVar] = &[
     env_var("QUANTCORE_ML_MODEL_DIR", "ml", "model_dir", EnvKind::Text),
     env_var("QUANTCORE_LOG_LEVEL", "log", "level", EnvKind::Text),
     env_var("QUANTCORE_LOG_JSON", "log", "json", EnvKind::Bool),
+    env_var(
+        "QUANTCORE_SHUTDOWN_DRAIN_TIMEOUT_SECS",
+        "shutdown",
+        "drain_timeout_secs",
+        EnvKind::Integer,
+    ),
 ];
 
 const fn env_var(

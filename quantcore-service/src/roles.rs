@@ -18,7 +18,9 @@
 //! ([`quantcore::features::Sma`]), the next close is predicted at `c + (c - m) / h`,
 //! `h = (window - 1) / 2` being the age in bars of the average's centre: the trend from the
 //! average's centre to now, continued one bar. The model name stored with each prediction
-//! says which was used (`lstm` or `sma-trend`).
+//! says which was used (`lstm` or `sma-trend`). The model file is looked at again every
+//! 2 seconds at most, so a model trained while the role runs (`POST /models/{symbol}/train`)
+//! is picked up without a restart.
 //!
 //! The volatility handed to the signal generator is the sample standard deviation of the
 //! window's one-bar simple returns ([`quantcore::features::RollingVolatility`]).
@@ -95,7 +97,7 @@ pub enum RoleError {
     Core(#[from] quantcore::Error),
 }
 
-/// Counters of the pipeline, shared by the roles (for logs and tests).
+/// Counters of the pipeline, shared by the roles (for logs, tests and `GET /metrics`).
 #[derive(Debug, Default)]
 pub struct Stats {
     pub bars_ingested: AtomicU64,
@@ -107,11 +109,28 @@ pub struct Stats {
     pub signals_handled: AtomicU64,
     pub orders_filled: AtomicU64,
     pub orders_refused: AtomicU64,
+    /// Predictions stored by the ml role (bars past the warm-up).
+    pub predictions: AtomicU64,
+    /// Refused orders by reason code ([`refusal_code`]); their sum is `orders_refused`.
+    refusals: std::sync::Mutex<std::collections::BTreeMap<&'static str, u64>>,
 }
 
 impl Stats {
     fn bump(counter: &AtomicU64) -> u64 {
         counter.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Counts a refused order under `reason` (and in `orders_refused`).
+    pub fn record_refusal(&self, reason: &'static str) {
+        Self::bump(&self.orders_refused);
+        let mut refusals = self.refusals.lock().unwrap_or_else(|e| e.into_inner());
+        *refusals.entry(reason).or_default() += 1;
+    }
+
+    /// Refused orders by reason code.
+    pub fn refusals(&self) -> Vec<(&'static str, u64)> {
+        let refusals = self.refusals.lock().unwrap_or_else(|e| e.into_inner());
+        refusals.iter().map(|(reason, n)| (*reason, *n)).collect()
     }
 
     /// Reads a counter.
@@ -259,33 +278,67 @@ pub fn return_volatility(closes: &[f64]) -> Option<f64> {
     value
 }
 
-/// Loaded LSTM models by symbol (`None`: looked, none there).
+/// How often the ml role looks again at a symbol's model file (a model trained meanwhile is
+/// picked up, a replaced one reloaded).
+const MODEL_RECHECK: Duration = Duration::from_secs(2);
+
+/// Loaded LSTM models by symbol (`None`: looked, none there), with the modification time of
+/// the `model.json` they were read from and when that was last checked.
 #[derive(Default)]
 struct Models {
     dir: PathBuf,
-    loaded: HashMap<String, Option<quantcore::ml::lstm::LstmPredictor>>,
+    loaded: HashMap<String, LoadedModel>,
+}
+
+struct LoadedModel {
+    model: Option<quantcore::ml::lstm::LstmPredictor>,
+    modified: Option<std::time::SystemTime>,
+    checked: std::time::Instant,
 }
 
 impl Models {
     /// The LSTM prediction for `bars` of `symbol`, when a model exists and predicts.
     fn predict(&mut self, symbol: &str, bars: &[Bar]) -> Option<f64> {
         let path = self.dir.join(symbol);
-        let entry = self.loaded.entry(symbol.to_owned()).or_insert_with(|| {
-            if !path.is_dir() {
-                return None;
+        let modified = || {
+            std::fs::metadata(path.join(quantcore::ml::lstm::METADATA_FILE))
+                .and_then(|m| m.modified())
+                .ok()
+        };
+        let stale = match self.loaded.get_mut(symbol) {
+            None => true,
+            Some(entry) if entry.checked.elapsed() >= MODEL_RECHECK => {
+                entry.checked = std::time::Instant::now();
+                modified() != entry.modified
             }
-            match quantcore::ml::lstm::LstmPredictor::load(&path) {
-                Ok(model) => {
-                    tracing::info!(%symbol, path = %path.display(), "LSTM model loaded");
-                    Some(model)
+            Some(_) => false,
+        };
+        if stale {
+            let modified = modified();
+            let model = if modified.is_none() {
+                None
+            } else {
+                match quantcore::ml::lstm::LstmPredictor::load(&path) {
+                    Ok(model) => {
+                        tracing::info!(%symbol, path = %path.display(), "LSTM model loaded");
+                        Some(model)
+                    }
+                    Err(error) => {
+                        tracing::warn!(%symbol, %error, "cannot load the LSTM model; using the sma-trend forecast");
+                        None
+                    }
                 }
-                Err(error) => {
-                    tracing::warn!(%symbol, %error, "cannot load the LSTM model; using the sma-trend forecast");
-                    None
-                }
-            }
-        });
-        let model = entry.as_ref()?;
+            };
+            self.loaded.insert(
+                symbol.to_owned(),
+                LoadedModel {
+                    model,
+                    modified,
+                    checked: std::time::Instant::now(),
+                },
+            );
+        }
+        let model = self.loaded.get(symbol)?.model.as_ref()?;
         let series = quantcore::BarSeries::from_bars(bars).ok()?;
         match model.predict(&series) {
             Ok(price) if price.is_finite() && price > 0.0 => Some(price),
@@ -441,6 +494,7 @@ async fn analyse(
     if store.record_analysis(&analysis).await?.is_none() {
         return Ok(AnalysisOutcome::Duplicate);
     }
+    Stats::bump(&stats.predictions);
     tracing::debug!(%symbol, close = last.close, predicted, model, "prediction");
     if let Some(anomaly) = analysis.anomaly.as_ref().filter(|a| a.is_anomaly) {
         bus::publish(bus, topics::ANOMALIES, &Envelope::new(anomaly.clone())).await?;
@@ -614,8 +668,8 @@ pub async fn mark_role(
                         %order_id, cash = format_args!("{cash_after:.2}"), "exit filled"
                     );
                 }
-                OrderResult::Refused { reason: why } => {
-                    Stats::bump(&stats.orders_refused);
+                OrderResult::Refused { reason: why, code } => {
+                    stats.record_refusal(code);
                     tracing::warn!(symbol = %bar.symbol, ?reason, %why, "exit refused by the risk check");
                 }
                 OrderResult::Duplicate => {
@@ -660,10 +714,44 @@ pub enum OrderResult {
         commission: f64,
         cash_after: f64,
     },
-    /// Refused by the core's risk check before reaching the store.
-    Refused { reason: String },
+    /// Refused by the core's risk check before reaching the store: the violation and its
+    /// [`refusal_code`].
+    Refused { reason: String, code: &'static str },
     /// The triggering message was processed before.
     Duplicate,
+}
+
+/// Why an order was refused, for [`refusal_code`].
+#[derive(Debug, Clone, Copy)]
+pub enum RefusalCause<'a> {
+    /// The core's risk check, before the store.
+    Risk(&'a quantcore::risk::RiskViolation),
+    /// The store's check on the locked state.
+    Store(&'a StoreError),
+}
+
+/// A short stable code for a refusal (a metrics label): the risk violation's kind
+/// (`insufficient_cash`, `position_too_large`, ...) or the store's (`insufficient_funds`,
+/// `insufficient_position`, `plan_rejected`); `other` for anything else.
+pub fn refusal_code(cause: &RefusalCause<'_>) -> &'static str {
+    use quantcore::risk::RiskViolation as V;
+    match cause {
+        RefusalCause::Risk(violation) => match violation {
+            V::InvalidPrice { .. } => "invalid_price",
+            V::InvalidQuantity { .. } => "invalid_quantity",
+            V::UnknownSymbol { .. } => "unknown_symbol",
+            V::InsufficientCash { .. } => "insufficient_cash",
+            V::InsufficientPosition { .. } => "insufficient_position",
+            V::PositionTooLarge { .. } => "position_too_large",
+            V::OrderTooLarge { .. } => "order_too_large",
+            V::TooManyOpenPositions { .. } => "too_many_open_positions",
+            V::DrawdownHalt { .. } => "drawdown_halt",
+        },
+        RefusalCause::Store(StoreError::InsufficientFunds { .. }) => "insufficient_funds",
+        RefusalCause::Store(StoreError::InsufficientPosition { .. }) => "insufficient_position",
+        RefusalCause::Store(StoreError::PlanRejected { .. }) => "plan_rejected",
+        RefusalCause::Store(_) => "other",
+    }
 }
 
 /// Rebuilds the core portfolio from the stored cash and positions (plus `symbol`), with
@@ -779,6 +867,7 @@ pub async fn execute_order_with_exits(
         }
         return Ok(OrderResult::Refused {
             reason: violation.to_string(),
+            code: refusal_code(&RefusalCause::Risk(&violation)),
         });
     }
     let limits = settings.limits;
@@ -974,8 +1063,8 @@ pub async fn trade_role(
                     portfolio_value = format_args!("{value:.2}"), "order filled"
                 );
             }
-            Ok(Some((intent, OrderResult::Refused { reason }))) => {
-                Stats::bump(&stats.orders_refused);
+            Ok(Some((intent, OrderResult::Refused { reason, code }))) => {
+                stats.record_refusal(code);
                 tracing::info!(symbol = %intent.symbol, side = intent.side.as_str(), %reason, "order refused by risk check");
             }
             Ok(Some((_, OrderResult::Duplicate))) => {
@@ -989,7 +1078,7 @@ pub async fn trade_role(
                 | StoreError::InsufficientPosition { .. }
                 | StoreError::PlanRejected { .. }),
             )) => {
-                Stats::bump(&stats.orders_refused);
+                stats.record_refusal(refusal_code(&RefusalCause::Store(&error)));
                 tracing::info!(symbol = %signal.symbol, %error, "order rejected by the store");
             }
             Err(error) => {

@@ -3,9 +3,12 @@
 //! With no configuration this is the embedded default: the SQLite file
 //! `./data/quantcore.db`, the in-process bus, the replay of the bundled daily sample bars
 //! ([`quantcore::sample::daily`]) for every sample symbol, and the API on `127.0.0.1:8000`.
+//!
+//! [`run`] stops gracefully on SIGTERM or Ctrl-C (see its *Shutdown* section).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use quantcore::Bar;
 use tokio::task::JoinSet;
@@ -14,7 +17,10 @@ use crate::api::{self, AppState};
 use crate::bus::{Bus, KafkaBus, KafkaSettings, MemoryBus};
 use crate::config::{BusKind, Config, SourceKind};
 use crate::roles::{self, MlSettings, RoleError, Stats, TradeSettings};
+use crate::shutdown::{DrainingBus, Shutdown};
 use crate::store::{self, Store};
+use crate::telemetry::{InstrumentedBus, Telemetry};
+use crate::train::TrainingSettings;
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -169,8 +175,78 @@ pub fn spawn_roles(
     Ok(())
 }
 
-/// Runs `roles` until Ctrl-C: opens the store and the bus of `config`, spawns the roles and
-/// serves the API. Replay tasks end when their bars are done; the rest keep running.
+/// The API state of `config` over `store`, counting into `telemetry`.
+pub fn app_state(config: &Config, store: Arc<dyn Store>, telemetry: Arc<Telemetry>) -> AppState {
+    let mut state = AppState::with_telemetry(
+        store,
+        trade_settings(config),
+        training_settings(config),
+        telemetry,
+    );
+    state.token = config.api.token.clone();
+    state.body_limit = usize::try_from(config.api.body_limit_bytes).unwrap_or(usize::MAX);
+    state
+}
+
+/// Where `config` keeps models, and the ml window they must fit.
+pub fn training_settings(config: &Config) -> TrainingSettings {
+    TrainingSettings {
+        model_dir: config.ml.model_dir.clone(),
+        ml_window: config.ml.window as usize,
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C (SIGINT) and names which.
+async fn stop_signal() -> &'static str {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => "Ctrl-C",
+        () = terminate => "SIGTERM",
+    }
+}
+
+fn log_role_end(done: Result<Result<(), RoleError>, tokio::task::JoinError>, stopping: bool) {
+    match done {
+        Ok(Ok(())) => {}
+        // After the stop signal, consumers end with `Closed`: the expected way out.
+        Ok(Err(RoleError::Bus(crate::bus::BusError::Closed))) if stopping => {}
+        Ok(Err(error)) => tracing::error!(%error, "a role stopped"),
+        Err(error) if error.is_cancelled() => {}
+        Err(error) => tracing::error!(%error, "a role panicked"),
+    }
+}
+
+/// Runs `roles` until SIGTERM or Ctrl-C: opens the store and the bus of `config`, spawns
+/// the roles and serves the API. Replay tasks end when their bars are done; the rest keep
+/// running.
+///
+/// # Shutdown
+/// On the signal: ingestion stops at once (its tasks are aborted between or inside bars;
+/// a bar is re-fetched or replayed at the next start), the consumers stop taking messages
+/// ([`DrainingBus`]) while the message each one holds is finished and committed, and the
+/// API stops accepting connections and finishes its requests (axum's graceful shutdown).
+/// All of it within `shutdown.drain_timeout_secs`; what is still running then is aborted
+/// (its messages are delivered again at the next start: processing is idempotent). The
+/// final portfolio is logged.
 ///
 /// # Errors
 /// A start-up error; a role failing is logged.
@@ -180,55 +256,97 @@ pub async fn run(config: &Config, roles: Roles) -> Result<(), ServiceError> {
         .ensure_account(config.trading.initial_cash, chrono::Utc::now())
         .await?;
     tracing::info!(backend = ?store.backend(), cash, "store ready");
-    let bus = open_bus(config)?;
     let stats = Arc::new(Stats::default());
-    let mut tasks = JoinSet::new();
-    spawn_roles(&mut tasks, store.clone(), bus, config, roles, stats.clone())?;
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let telemetry = Arc::new(Telemetry::new(stats.clone()));
+    let shutdown = Shutdown::new();
+    let bus: Arc<dyn Bus> = Arc::new(InstrumentedBus::new(open_bus(config)?, telemetry.clone()));
+    let bus: Arc<dyn Bus> = Arc::new(DrainingBus::new(bus, shutdown.clone()));
+    // Ingestion apart from the consumers: it is stopped first, the consumers drain.
+    let mut ingest = JoinSet::new();
+    let mut consumers = JoinSet::new();
+    let only_ingest = Roles {
+        ingest: roles.ingest,
+        ml: false,
+        trade: false,
+        api: false,
+    };
+    let without_ingest = Roles {
+        ingest: false,
+        ..roles
+    };
+    spawn_roles(
+        &mut ingest,
+        store.clone(),
+        bus.clone(),
+        config,
+        only_ingest,
+        stats.clone(),
+    )?;
+    spawn_roles(
+        &mut consumers,
+        store.clone(),
+        bus,
+        config,
+        without_ingest,
+        stats,
+    )?;
     let api_task = if roles.api {
-        let state = AppState {
-            store: store.clone(),
-            trade: trade_settings(config),
-            token: config.api.token.clone(),
-            body_limit: usize::try_from(config.api.body_limit_bytes).unwrap_or(usize::MAX),
-        };
-        let mut stop = stop_rx.clone();
+        let state = app_state(config, store.clone(), telemetry);
         let bind = config.api.bind;
-        Some(tokio::spawn(async move {
-            api::serve(state, bind, async move {
-                let _ = stop.changed().await;
-            })
-            .await
-        }))
+        let stop = shutdown.triggered();
+        Some(tokio::spawn(
+            async move { api::serve(state, bind, stop).await },
+        ))
     } else {
         None
     };
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
-    loop {
+    let signal = stop_signal();
+    tokio::pin!(signal);
+    let signal = loop {
         tokio::select! {
-            _ = &mut ctrl_c => {
-                tracing::info!("Ctrl-C: stopping");
-                break;
-            }
-            Some(done) = tasks.join_next() => {
-                match done {
-                    Ok(Ok(())) => {}
-                    Ok(Err(error)) => tracing::error!(%error, "a role stopped"),
-                    Err(error) => tracing::error!(%error, "a role panicked"),
-                }
-            }
+            signal = &mut signal => break signal,
+            Some(done) = ingest.join_next() => log_role_end(done, false),
+            Some(done) = consumers.join_next() => log_role_end(done, false),
+        }
+    };
+    let drain = Duration::from_secs(config.shutdown.drain_timeout_secs);
+    tracing::info!(
+        signal,
+        drain_timeout_secs = drain.as_secs(),
+        "{signal}: stopping"
+    );
+    ingest.abort_all();
+    shutdown.trigger();
+    let drained = tokio::time::timeout(drain, async {
+        while let Some(done) = ingest.join_next().await {
+            log_role_end(done, true);
+        }
+        while let Some(done) = consumers.join_next().await {
+            log_role_end(done, true);
+        }
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            remaining = consumers.len(),
+            "drain timeout: aborting the roles still working (their messages are redelivered)"
+        );
+        consumers.abort_all();
+    }
+    if let Some(task) = api_task {
+        match tokio::time::timeout(drain, task).await {
+            Ok(Ok(Err(error))) => return Err(ServiceError::Api(error)),
+            Ok(_) => {}
+            Err(_) => tracing::warn!("drain timeout: HTTP requests still open are dropped"),
         }
     }
-    tasks.abort_all();
-    let _ = stop_tx.send(true);
-    if let Some(task) = api_task
-        && let Ok(Err(error)) = task.await
-    {
-        return Err(ServiceError::Api(error));
-    }
-    if let Ok((cash, value)) = roles::portfolio_value(store.as_ref()).await {
-        tracing::info!(cash, portfolio_value = value, "stopped");
+    match roles::portfolio_value(store.as_ref()).await {
+        Ok((cash, value)) => tracing::info!(
+            cash = format_args!("{cash:.2}"),
+            portfolio_value = format_args!("{value:.2}"),
+            "stopped"
+        ),
+        Err(error) => tracing::warn!(%error, "stopped; cannot read the final portfolio"),
     }
     Ok(())
 }

@@ -8,6 +8,7 @@ use http_body_util::BodyExt;
 use quantcore_service::api::{AppState, app};
 use quantcore_service::roles::TradeSettings;
 use quantcore_service::store::{self, Store};
+use quantcore_service::train::TrainingSettings;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -25,15 +26,14 @@ async fn state(token: Option<&str>) -> (AppState, tempfile::TempDir) {
         .ensure_account(trade.initial_cash, chrono::Utc::now())
         .await
         .unwrap();
-    (
-        AppState {
-            store,
-            trade,
-            token: token.map(str::to_owned),
-            body_limit: 64 * 1024,
-        },
-        dir,
-    )
+    let training = TrainingSettings {
+        model_dir: dir.path().join("models"),
+        ml_window: 30,
+    };
+    let mut state = AppState::new(store, trade, training);
+    state.token = token.map(str::to_owned);
+    state.body_limit = 64 * 1024;
+    (state, dir)
 }
 
 async fn call(state: &AppState, request: Request<Body>) -> (StatusCode, Value) {
