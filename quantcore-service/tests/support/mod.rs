@@ -117,6 +117,22 @@ impl Deployment {
 
     /// PostgreSQL at `url` and Kafka on a fresh mock cluster.
     pub fn postgres_kafka_mock(url: String) -> Self {
+        Self::kafka_mock(
+            "distributed (postgres + kafka mock cluster)",
+            StoreKind::Postgres {
+                url,
+                schema: format!("e2e_{}", run_id()),
+            },
+        )
+    }
+
+    /// SQLite and Kafka on a fresh mock cluster (no PostgreSQL needed).
+    pub fn sqlite_kafka_mock() -> Self {
+        let Self { store, .. } = Self::embedded();
+        Self::kafka_mock("sqlite + kafka mock cluster", store)
+    }
+
+    fn kafka_mock(name: &'static str, store: StoreKind) -> Self {
         let owner: BaseProducer = ClientConfig::new()
             .set("test.mock.num.brokers", "1")
             .create()
@@ -136,11 +152,8 @@ impl Deployment {
         let brokers = cluster.bootstrap_servers();
         drop(cluster);
         Self {
-            name: "distributed (postgres + kafka mock cluster)",
-            store: StoreKind::Postgres {
-                url,
-                schema: format!("e2e_{}", run_id()),
-            },
+            name,
+            store,
             bus: BusKind::Kafka {
                 brokers,
                 mock: true,
@@ -206,6 +219,7 @@ impl Deployment {
                 if *mock {
                     // The mock broker answers a fetch only when `fetch.wait.max.ms` (500 ms)
                     // has passed, even with data waiting; a real broker answers at once.
+                    // (librdkafka warns that the producer ignores this consumer property.)
                     settings = settings.with("fetch.wait.max.ms", "5");
                 }
                 Arc::new(KafkaBus::new(settings).unwrap())
@@ -295,6 +309,14 @@ fn count(counter: &std::sync::atomic::AtomicU64) -> u64 {
 impl Pipeline {
     /// Starts the ml and trade roles, each on its own store and bus handles.
     pub async fn start(deployment: &Deployment) -> Self {
+        // The roles' logs, filtered by RUST_LOG (default: warnings), in the test output.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            )
+            .with_test_writer()
+            .try_init();
         let models = tempfile::tempdir().unwrap();
         let ml_settings = ml_settings(deployment, models.path());
         let trade_settings = trade_settings(deployment);
