@@ -55,6 +55,10 @@ enum Command {
     Train,
     /// Run a backtest.
     Backtest,
+    /// Measure pipeline throughput and bar-to-order latency (embedded, or PostgreSQL + Kafka
+    /// with a postgres:// --database-url; Kafka is the in-process mock cluster unless
+    /// `--bus kafka --kafka-brokers` are given). Sizes from QUANTCORE_BENCH_* variables.
+    Bench,
 }
 
 impl Command {
@@ -68,6 +72,7 @@ impl Command {
             Self::Migrate => "migrate",
             Self::Train => "train",
             Self::Backtest => "backtest",
+            Self::Bench => "bench",
         }
     }
 }
@@ -130,6 +135,29 @@ fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Err(error) => {
+                    eprintln!("error: {error}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        Command::Bench => {
+            let runtime = match runtime() {
+                Ok(runtime) => runtime,
+                Err(code) => return code,
+            };
+            let bench = quantcore_service::bench::BenchConfig {
+                database_url: Some(config.database.url.clone()),
+                kafka_brokers: (config.bus.kind == quantcore_service::config::BusKind::Kafka)
+                    .then(|| config.bus.brokers.clone()),
+                ..Default::default()
+            }
+            .with_env();
+            return match bench.map(|bench| runtime.block_on(quantcore_service::bench::run(&bench))) {
+                Ok(Ok(report)) => {
+                    println!("{report}");
+                    ExitCode::SUCCESS
+                }
+                Ok(Err(error)) | Err(error) => {
                     eprintln!("error: {error}");
                     ExitCode::FAILURE
                 }
