@@ -73,9 +73,9 @@ impl Default for BenchConfig {
 }
 
 impl BenchConfig {
-    /// Reads `QUANTCORE_BENCH_SYMBOLS`, `QUANTCORE_BENCH_BARS` (per symbol),
-    /// `QUANTCORE_BENCH_RATE`, `QUANTCORE_BENCH_ML_WORKERS` and
-    /// `QUANTCORE_BENCH_ANOMALY_HISTORY` over the defaults.
+    /// Reads (not `QUANTCORE_*`: the config refuses unknown ones) `BENCH_SYMBOLS`, `BENCH_BARS` (per symbol),
+    /// `BENCH_RATE`, `BENCH_ML_WORKERS` and
+    /// `BENCH_ANOMALY_HISTORY` over the defaults.
     ///
     /// # Errors
     /// [`BenchError::Setting`] for a variable that does not parse.
@@ -89,11 +89,11 @@ impl BenchConfig {
             }
             Ok(())
         }
-        read("QUANTCORE_BENCH_SYMBOLS", &mut self.symbols)?;
-        read("QUANTCORE_BENCH_BARS", &mut self.bars_per_symbol)?;
-        read("QUANTCORE_BENCH_RATE", &mut self.rate)?;
-        read("QUANTCORE_BENCH_ML_WORKERS", &mut self.ml_workers)?;
-        read("QUANTCORE_BENCH_ANOMALY_HISTORY", &mut self.anomaly_history)?;
+        read("BENCH_SYMBOLS", &mut self.symbols)?;
+        read("BENCH_BARS", &mut self.bars_per_symbol)?;
+        read("BENCH_RATE", &mut self.rate)?;
+        read("BENCH_ML_WORKERS", &mut self.ml_workers)?;
+        read("BENCH_ANOMALY_HISTORY", &mut self.anomaly_history)?;
         Ok(self)
     }
 }
@@ -209,10 +209,14 @@ impl Backend {
 }
 
 fn topic_names() -> Vec<String> {
-    [topics::MARKET_DATA, topics::TRADING_SIGNALS, topics::ANOMALIES]
-        .into_iter()
-        .flat_map(|topic| [topic.to_owned(), topics::dead_letter(topic)])
-        .collect()
+    [
+        topics::MARKET_DATA,
+        topics::TRADING_SIGNALS,
+        topics::ANOMALIES,
+    ]
+    .into_iter()
+    .flat_map(|topic| [topic.to_owned(), topics::dead_letter(topic)])
+    .collect()
 }
 
 async fn backend(config: &BenchConfig) -> Result<(Backend, String), BenchError> {
@@ -236,12 +240,12 @@ async fn backend(config: &BenchConfig) -> Result<(Backend, String), BenchError> 
                         .mock_cluster()
                         .expect("a client created with test.mock.num.brokers has one");
                     for topic in topic_names() {
-                        cluster.create_topic(&topic, 4, 1).map_err(|source| {
-                            BusError::Kafka {
+                        cluster
+                            .create_topic(&topic, 4, 1)
+                            .map_err(|source| BusError::Kafka {
                                 operation: "create topic",
                                 source,
-                            }
-                        })?;
+                            })?;
                     }
                     let brokers = cluster.bootstrap_servers();
                     drop(cluster);
@@ -284,6 +288,9 @@ async fn backend(config: &BenchConfig) -> Result<(Backend, String), BenchError> 
         }
     }
 }
+
+/// When the publish of a bar (symbol, bar time) returned.
+type Published = ((String, i64), DateTime<Utc>);
 
 /// The `q` quantile (0..=1) of sorted `samples`, nearest rank.
 fn quantile(sorted: &[f64], q: f64) -> Option<f64> {
@@ -347,14 +354,12 @@ pub async fn run(config: &BenchConfig) -> Result<BenchReport, BenchError> {
     ));
 
     let started = Instant::now();
-    let started_at = Utc::now();
     let per_symbol_interval = if config.rate > 0.0 {
         Duration::from_secs_f64(feeds.len() as f64 / config.rate)
     } else {
         Duration::ZERO
     };
-    let mut ingest: JoinSet<Result<Vec<((String, i64), DateTime<Utc>)>, RoleError>> =
-        JoinSet::new();
+    let mut ingest: JoinSet<Result<Vec<Published>, RoleError>> = JoinSet::new();
     for (symbol, bars) in feeds {
         let store = backend.store(config.max_connections).await?;
         let bus = backend.bus()?;
@@ -410,13 +415,14 @@ pub async fn run(config: &BenchConfig) -> Result<BenchReport, BenchError> {
         };
         let key = (trade.symbol.clone(), trade.executed_at.timestamp());
         if let Some(published) = published_at.get(&key) {
-            let latency = (order.created_at - *published).num_microseconds().unwrap_or(0);
+            let latency = (order.created_at - *published)
+                .num_microseconds()
+                .unwrap_or(0);
             latencies.push(latency as f64 / 1_000.0);
         }
     }
     latencies.sort_by(f64::total_cmp);
     let _ = std::fs::remove_dir_all(&model_dir);
-    debug_assert!(started_at <= Utc::now());
     Ok(BenchReport {
         setup,
         bars: total,

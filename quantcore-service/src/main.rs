@@ -57,7 +57,7 @@ enum Command {
     Backtest,
     /// Measure pipeline throughput and bar-to-order latency (embedded, or PostgreSQL + Kafka
     /// with a postgres:// --database-url; Kafka is the in-process mock cluster unless
-    /// `--bus kafka --kafka-brokers` are given). Sizes from QUANTCORE_BENCH_* variables.
+    /// `--bus kafka --kafka-brokers` are given). Sizes from BENCH_* variables.
     Bench,
 }
 
@@ -152,12 +152,16 @@ fn main() -> ExitCode {
                 ..Default::default()
             }
             .with_env();
-            return match bench.map(|bench| runtime.block_on(quantcore_service::bench::run(&bench))) {
-                Ok(Ok(report)) => {
+            let report = match bench {
+                Ok(bench) => runtime.block_on(quantcore_service::bench::run(&bench)),
+                Err(error) => Err(error),
+            };
+            return match report {
+                Ok(report) => {
                     println!("{report}");
                     ExitCode::SUCCESS
                 }
-                Ok(Err(error)) | Err(error) => {
+                Err(error) => {
                     eprintln!("error: {error}");
                     ExitCode::FAILURE
                 }

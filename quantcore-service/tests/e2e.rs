@@ -304,8 +304,7 @@ async fn run_and_check(deployment: Deployment) -> Books {
         actual.value
     );
     assert!(
-        expected.fills.len() >= 10
-            && expected.fills.iter().any(|f| f.side == CoreSide::Sell),
+        expected.fills.len() >= 10 && expected.fills.iter().any(|f| f.side == CoreSide::Sell),
         "the sample gives buys and sells: {:?}",
         expected.fills.len()
     );

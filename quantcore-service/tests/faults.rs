@@ -223,7 +223,10 @@ async fn a_database_restart_mid_run_loses_nothing_and_doubles_nothing() {
     })
     .await;
     assert_ne!(pg.server_pid(), first_pid, "the server was restarted");
-    assert_eq!(actual, expected, "the run with restarts equals the run without");
+    assert_eq!(
+        actual, expected,
+        "the run with restarts equals the run without"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -241,7 +244,11 @@ async fn poison_messages_on_kafka_are_dead_lettered_and_the_pipeline_goes_on() {
     for (symbol, bar) in feed {
         pipeline.feed(&symbol, bar).await;
     }
-    assert_eq!(Stats::get(&pipeline.ml.bars_analysed), 60, "poison not counted");
+    assert_eq!(
+        Stats::get(&pipeline.ml.bars_analysed),
+        60,
+        "poison not counted"
+    );
     assert_eq!(
         Stats::get(&pipeline.trade.signals_handled),
         Stats::get(&pipeline.ml.signals_published)

@@ -265,10 +265,14 @@ impl Deployment {
 }
 
 fn all_topics() -> Vec<String> {
-    [topics::MARKET_DATA, topics::TRADING_SIGNALS, topics::ANOMALIES]
-        .into_iter()
-        .flat_map(|topic| [topic.to_owned(), topics::dead_letter(topic)])
-        .collect()
+    [
+        topics::MARKET_DATA,
+        topics::TRADING_SIGNALS,
+        topics::ANOMALIES,
+    ]
+    .into_iter()
+    .flat_map(|topic| [topic.to_owned(), topics::dead_letter(topic)])
+    .collect()
 }
 
 /// The ml settings of the tests: no trained model (the sma-trend forecast), anomaly
