@@ -10,6 +10,15 @@
 # DATABASE_URL and QUANTCORE_TEST_DATABASE_URL, runs CMD and exits with CMD's status. The
 # server is stopped and the directory deleted on every exit path (trap). PostgreSQL refuses
 # to run as root, so as root the server runs as the `postgres` user (or `nobody`).
+#
+# For tests that stop or restart the server (tests/faults.rs) it also exports:
+#   QUANTCORE_TEST_PG_CTL    path of pg_ctl
+#   QUANTCORE_TEST_PGDATA    the cluster's data directory
+#   QUANTCORE_TEST_PGLOG     the server log file (pass it to `pg_ctl -l` on start/restart)
+#   QUANTCORE_TEST_PG_USER   the user pg_ctl must run as (empty: the current user; set when
+#                            running as root: run pg_ctl with `runuser -u USER --`)
+# `pg_ctl restart` keeps the start options (port, socket directory, settings), also to
+# start a stopped server again (`pg_ctl start` would not).
 set -euo pipefail
 
 if [ $# -eq 0 ]; then
@@ -68,6 +77,7 @@ mkdir -p "$sockdir"
 
 # As root, run the server as an unprivileged user.
 as_server_user=()
+server_user=""
 if [ "$(id -u)" -eq 0 ]; then
   server_user=postgres
   id "$server_user" >/dev/null 2>&1 || server_user=nobody
@@ -121,6 +131,10 @@ run_as_server "$pg_bin/pg_ctl" -D "$datadir" -l "$logfile" -w -t 60 start -o \
 url="postgres://quantcore:$password@127.0.0.1:$port/postgres"
 export DATABASE_URL="$url"
 export QUANTCORE_TEST_DATABASE_URL="$url"
+export QUANTCORE_TEST_PG_CTL="$pg_bin/pg_ctl"
+export QUANTCORE_TEST_PGDATA="$datadir"
+export QUANTCORE_TEST_PGLOG="$logfile"
+export QUANTCORE_TEST_PG_USER="$server_user"
 echo "with-postgres: PostgreSQL $("$pg_bin/pg_ctl" --version | awk '{print $3}') on 127.0.0.1:$port ($workdir)" >&2
 
 set +e

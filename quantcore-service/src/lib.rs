@@ -37,6 +37,7 @@
 //! given, atomically.
 
 pub mod api;
+pub mod bench;
 pub mod bus;
 pub mod config;
 pub mod messages;

@@ -57,6 +57,10 @@ enum Command {
     Train(TrainArgs),
     /// Backtest a built-in strategy on a CSV file or the bundled sample, as `POST /backtest`.
     Backtest(BacktestArgs),
+    /// Measure pipeline throughput and bar-to-order latency (embedded, or PostgreSQL + Kafka
+    /// with a postgres:// --database-url; Kafka is the in-process mock cluster unless
+    /// `--bus kafka --kafka-brokers` are given). Sizes from BENCH_* variables.
+    Bench,
 }
 
 /// `train` arguments; unset parameters take the defaults of `quantcore_service::train`.
@@ -175,7 +179,7 @@ impl Command {
             Self::Ml => roles(false, true, false, false),
             Self::Trade => roles(false, false, true, false),
             Self::Api => roles(false, false, false, true),
-            Self::Migrate | Self::Train(_) | Self::Backtest(_) => return None,
+            Self::Migrate | Self::Train(_) | Self::Backtest(_) | Self::Bench => return None,
         })
     }
 }
@@ -315,6 +319,22 @@ fn backtest(args: &BacktestArgs) -> Result<String, String> {
     ))
 }
 
+/// `bench`: the pipeline benchmark on the configured store and bus.
+async fn bench(config: &Config) -> Result<String, String> {
+    let bench = quantcore_service::bench::BenchConfig {
+        database_url: Some(config.database.url.clone()),
+        kafka_brokers: (config.bus.kind == quantcore_service::config::BusKind::Kafka)
+            .then(|| config.bus.brokers.clone()),
+        ..Default::default()
+    }
+    .with_env()
+    .map_err(|error| error.to_string())?;
+    let report = quantcore_service::bench::run(&bench)
+        .await
+        .map_err(|error| error.to_string())?;
+    Ok(report.to_string())
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -360,6 +380,7 @@ fn main() -> ExitCode {
         return finish(runtime.block_on(async {
             match &cli.command {
                 Command::Train(args) => train_models(&config, args).await,
+                Command::Bench => bench(&config).await,
                 _ => migrate(&config).await,
             }
         }));

@@ -222,9 +222,10 @@ pub async fn replay_symbol(
 ) -> Result<u64, RoleError> {
     let mut count = 0;
     for bar in bars {
-        store
-            .upsert_bars(&symbol, std::slice::from_ref(&bar))
-            .await?;
+        retry_transient("ingest: store bar", || {
+            store.upsert_bars(&symbol, std::slice::from_ref(&bar))
+        })
+        .await?;
         let message = Envelope::new(MarketDataMessage::from_bar(symbol.clone(), &bar));
         bus::publish(bus.as_ref(), topics::MARKET_DATA, &message).await?;
         count += 1;
@@ -384,25 +385,34 @@ pub async fn ml_role(
     let mut consumer = MessageConsumer::<MarketDataMessage>::subscribe(
         bus.clone(),
         topics::MARKET_DATA,
-        groups::ML,
+        &settings.group,
     )
     .await?;
     loop {
         let received = consumer.next().await?;
-        match analyse(
-            store.as_ref(),
-            bus.as_ref(),
-            &generator,
-            &mut models,
-            &settings,
-            &received.message,
-            &stats,
-        )
-        .await
-        {
-            Ok(_) => {}
-            Err(error) => {
-                tracing::error!(id = %received.message.id, %error, "ml: message failed");
+        // A transient store error (the database restarting) retries the same message, not
+        // committed meanwhile; any other error is logged and the message skipped.
+        let mut backoff = Backoff::default();
+        loop {
+            match analyse(
+                store.as_ref(),
+                bus.as_ref(),
+                &generator,
+                &mut models,
+                &settings,
+                &received.message,
+                &stats,
+            )
+            .await
+            {
+                Ok(_) => break,
+                Err(RoleError::Store(error)) if error.is_transient() => {
+                    backoff.wait("ml: analyse", &error).await;
+                }
+                Err(error) => {
+                    tracing::error!(id = %received.message.id, %error, "ml: message failed");
+                    break;
+                }
             }
         }
         Stats::bump(&stats.bars_analysed);
@@ -417,6 +427,48 @@ async fn commit<P: crate::messages::Payload>(
     match consumer.commit(received).await {
         Ok(()) | Err(BusError::Rebalanced { .. }) => Ok(()),
         Err(error) => Err(error.into()),
+    }
+}
+
+/// Exponential backoff between retries of a transient store error: 50 ms doubling up to
+/// 2 s, without a limit on attempts (the message stays uncommitted meanwhile, so nothing is
+/// lost however long the database is away).
+struct Backoff {
+    delay: Duration,
+    attempts: u32,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self {
+            delay: Duration::from_millis(50),
+            attempts: 0,
+        }
+    }
+}
+
+impl Backoff {
+    async fn wait(&mut self, operation: &str, error: &StoreError) {
+        self.attempts += 1;
+        tracing::warn!(%error, attempt = self.attempts, delay_ms = self.delay.as_millis() as u64, "{operation}: transient store error, retrying");
+        tokio::time::sleep(self.delay).await;
+        self.delay = (self.delay * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// Runs `call` until it succeeds or fails with a non-transient error, backing off between
+/// attempts ([`StoreError::is_transient`]).
+async fn retry_transient<T, F, Fut>(operation: &str, mut call: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    let mut backoff = Backoff::default();
+    loop {
+        match call().await {
+            Err(error) if error.is_transient() => backoff.wait(operation, &error).await,
+            result => return result,
+        }
     }
 }
 
@@ -1020,27 +1072,39 @@ pub async fn trade_role(
         let received = consumer.next().await?;
         let signal = &received.message.payload;
         let key = ProcessedKey::new(settings.group.as_str(), received.message.id);
-        let result = async {
-            match order_for_signal(store.as_ref(), &settings, signal).await? {
-                Some(intent) => execute_order_with_exits(
-                    store.as_ref(),
-                    &settings,
-                    &intent,
-                    ExitLevels {
-                        stop_loss: signal.stop_loss,
-                        take_profit: signal.take_profit,
-                    },
-                    Some(key),
-                )
-                .await
-                .map(|r| Some((intent, r))),
-                None => {
-                    store.mark_processed(&key).await?;
-                    Ok(None)
+        // A transient store error retries the whole signal (the message stays uncommitted);
+        // the idempotency marker, written in the fill's transaction, makes a retry after a
+        // commit whose answer was lost a duplicate, never a second order.
+        let mut backoff = Backoff::default();
+        let result = loop {
+            let attempt = async {
+                match order_for_signal(store.as_ref(), &settings, signal).await? {
+                    Some(intent) => execute_order_with_exits(
+                        store.as_ref(),
+                        &settings,
+                        &intent,
+                        ExitLevels {
+                            stop_loss: signal.stop_loss,
+                            take_profit: signal.take_profit,
+                        },
+                        Some(key.clone()),
+                    )
+                    .await
+                    .map(|r| Some((intent, r))),
+                    None => {
+                        store.mark_processed(&key).await?;
+                        Ok(None)
+                    }
                 }
             }
-        }
-        .await;
+            .await;
+            match attempt {
+                Err(RoleError::Store(error)) if error.is_transient() => {
+                    backoff.wait("trade: signal", &error).await;
+                }
+                attempt => break attempt,
+            }
+        };
         match result {
             Ok(Some((
                 intent,

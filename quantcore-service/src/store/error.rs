@@ -83,6 +83,40 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether retrying the same call later may succeed: the connection was lost or
+    /// refused (a database restart, a network cut), the pool timed out, or the database
+    /// asked for a retry (PostgreSQL SQLSTATE classes `08` connection exception and `57P`
+    /// operator intervention, `40001` serialization failure, `40P01` deadlock; SQLite
+    /// `BUSY` and `LOCKED`). Every other error is permanent for that input.
+    ///
+    /// Safe to retry because every write is one transaction: a failed call changed
+    /// nothing, or (a commit whose answer was lost) its idempotency marker makes the
+    /// retry a no-op.
+    pub fn is_transient(&self) -> bool {
+        let Self::Database { source, .. } = self else {
+            return false;
+        };
+        match source {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::BeginFailed => true,
+            sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+                code.starts_with("08")
+                    || code.starts_with("57P")
+                    || code == "40001"
+                    || code == "40P01"
+                    // SQLite result codes are numbers; the low byte is the primary code.
+                    || code
+                        .parse::<u32>()
+                        .is_ok_and(|n| matches!(n & 0xff, 5 | 6))
+            }),
+            _ => false,
+        }
+    }
+
     /// Wraps a driver error with the operation that failed.
     pub(crate) fn db(operation: &'static str) -> impl FnOnce(sqlx::Error) -> Self {
         move |source| Self::Database { operation, source }

@@ -490,6 +490,11 @@ impl Store for PgStore {
 
     async fn ensure_account(&self, initial_cash: f64, at: DateTime<Utc>) -> Result<f64> {
         super::check_positive("initial_cash", initial_cash)?;
+        // Fast path, a plain read: the trade role calls this for every signal, and a write
+        // transaction each time serialized it with every other writer.
+        if let Ok(cash) = self.cash().await {
+            return Ok(cash);
+        }
         let mut tx = self.begin().await?;
         let created = sqlx::query(
             "INSERT INTO account (id, cash, initial_cash, updated_at) VALUES (1, $1, $1, $2) \

@@ -497,6 +497,11 @@ impl Store for SqliteStore {
 
     async fn ensure_account(&self, initial_cash: f64, at: DateTime<Utc>) -> Result<f64> {
         super::check_positive("initial_cash", initial_cash)?;
+        // Fast path, a plain read: the trade role calls this for every signal, and a write
+        // transaction each time serialized it with every other writer.
+        if let Ok(cash) = self.cash().await {
+            return Ok(cash);
+        }
         let mut tx = self.begin_immediate().await?;
         let created = sqlx::query(
             "INSERT INTO account (id, cash, initial_cash, updated_at) VALUES (1, ?, ?, ?) \

@@ -1,0 +1,467 @@
+//! `bench`: throughput and latency of the whole pipeline (ingest -> ml -> trade).
+//!
+//! # What is measured
+//! The bundled daily sample (3 symbols) is copied under `symbols` names (`ACME_0`,
+//! `GLOBEX_0`, …, each copy with the same bars) and replayed through the roles, each on its
+//! own store handle (connection pool) and bus client, as in the distributed deployment:
+//! one ingest task per symbol ([`roles::replay_symbol`], one bar per call), `ml_workers` ml
+//! roles in one consumer group, one trade role.
+//!
+//! - **Throughput**: bars ingested divided by the time from the first publish until the ml
+//!   role has analysed every bar and the trade role has handled every signal.
+//! - **Bar-to-order latency**: for every filled order, the order's `created_at` (taken by
+//!   the trade role just before its fill transaction) minus the moment the ingest role's
+//!   publish of the bar that caused it returned. p50, p99 and max over all orders.
+//!
+//! Unpaced (`rate = 0`) the ingest runs as fast as it can, so queues build up and the
+//! latency measures the backlog; with `rate` set, bars are published at that rate and the
+//! latency is the pipeline's own.
+//!
+//! # Backends
+//! A `postgres://` URL runs on PostgreSQL (tables in a fresh schema `bench_<id>`) and Kafka:
+//! the brokers given, or librdkafka's in-process mock cluster when none are (the report says
+//! which). Anything else runs the embedded default in a temporary folder: SQLite and the
+//! in-process bus.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use quantcore::Bar;
+use tokio::task::JoinSet;
+
+use crate::bus::{Bus, BusError, KafkaBus, KafkaSettings, MemoryBus};
+use crate::messages::topics;
+use crate::roles::{self, MlSettings, RoleError, Stats, TradeSettings};
+use crate::store::{self, PgStore, Store, StoreError};
+
+/// What to run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BenchConfig {
+    /// `postgres://…` for PostgreSQL + Kafka; anything else (or `None`): embedded.
+    pub database_url: Option<String>,
+    /// Kafka bootstrap servers; `None` with PostgreSQL: the in-process mock cluster.
+    pub kafka_brokers: Option<String>,
+    /// Symbols replayed (copies of the 3 sample symbols). Default 12.
+    pub symbols: usize,
+    /// Bars per symbol, at most the sample's length. Default all.
+    pub bars_per_symbol: usize,
+    /// Bars per second over all symbols; 0: as fast as possible. Default 0.
+    pub rate: f64,
+    /// ml roles in the consumer group. Default 2.
+    pub ml_workers: usize,
+    /// The ml role's anomaly history (0: no anomaly scoring). Default 120, the service's.
+    pub anomaly_history: usize,
+    /// Connections per role's pool. Default 4.
+    pub max_connections: u32,
+}
+
+impl Default for BenchConfig {
+    fn default() -> Self {
+        Self {
+            database_url: None,
+            kafka_brokers: None,
+            symbols: 12,
+            bars_per_symbol: usize::MAX,
+            rate: 0.0,
+            ml_workers: 2,
+            anomaly_history: MlSettings::default().anomaly_history,
+            max_connections: 4,
+        }
+    }
+}
+
+impl BenchConfig {
+    /// Reads (not `QUANTCORE_*`: the config refuses unknown ones) `BENCH_SYMBOLS`, `BENCH_BARS` (per symbol),
+    /// `BENCH_RATE`, `BENCH_ML_WORKERS` and
+    /// `BENCH_ANOMALY_HISTORY` over the defaults.
+    ///
+    /// # Errors
+    /// [`BenchError::Setting`] for a variable that does not parse.
+    pub fn with_env(mut self) -> Result<Self, BenchError> {
+        fn read<T: std::str::FromStr>(name: &'static str, into: &mut T) -> Result<(), BenchError> {
+            if let Ok(text) = std::env::var(name) {
+                *into = text
+                    .trim()
+                    .parse()
+                    .map_err(|_| BenchError::Setting { name, value: text })?;
+            }
+            Ok(())
+        }
+        read("BENCH_SYMBOLS", &mut self.symbols)?;
+        read("BENCH_BARS", &mut self.bars_per_symbol)?;
+        read("BENCH_RATE", &mut self.rate)?;
+        read("BENCH_ML_WORKERS", &mut self.ml_workers)?;
+        read("BENCH_ANOMALY_HISTORY", &mut self.anomaly_history)?;
+        Ok(self)
+    }
+}
+
+/// The figures of one run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BenchReport {
+    /// The store and bus used (and whether Kafka was the mock cluster).
+    pub setup: String,
+    pub bars: u64,
+    pub seconds: f64,
+    pub bars_per_second: f64,
+    /// Signals published by the ml role.
+    pub signals: u64,
+    /// Orders filled.
+    pub orders: u64,
+    /// Bar-to-order latency, milliseconds (`None` without orders).
+    pub latency_p50_ms: Option<f64>,
+    pub latency_p99_ms: Option<f64>,
+    pub latency_max_ms: Option<f64>,
+}
+
+impl std::fmt::Display for BenchReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.2} ms"));
+        writeln!(f, "setup:        {}", self.setup)?;
+        writeln!(
+            f,
+            "bars:         {} in {:.3} s = {:.0} bars/s",
+            self.bars, self.seconds, self.bars_per_second
+        )?;
+        writeln!(
+            f,
+            "signals:      {}, orders filled: {}",
+            self.signals, self.orders
+        )?;
+        write!(
+            f,
+            "bar-to-order: p50 {}, p99 {}, max {}",
+            ms(self.latency_p50_ms),
+            ms(self.latency_p99_ms),
+            ms(self.latency_max_ms)
+        )
+    }
+}
+
+/// Why a benchmark could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    #[error(transparent)]
+    Core(#[from] quantcore::Error),
+    #[error("a role stopped: {0}")]
+    Role(String),
+    #[error("cannot create the temporary folder: {0}")]
+    TempDir(std::io::Error),
+    #[error("`{name}` must be a number, was {value:?}")]
+    Setting { name: &'static str, value: String },
+}
+
+enum Backend {
+    Embedded {
+        url: String,
+        bus: Arc<MemoryBus>,
+        _dir: TempDir,
+    },
+    Distributed {
+        url: String,
+        schema: String,
+        brokers: String,
+        // Owns the mock cluster when there is one.
+        _mock: Option<rdkafka::producer::BaseProducer>,
+    },
+}
+
+/// A temporary folder, removed on drop (no extra dependency for it).
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl Backend {
+    async fn store(&self, max_connections: u32) -> Result<Arc<dyn Store>, StoreError> {
+        Ok(match self {
+            Self::Embedded { url, .. } => store::open(url, max_connections).await?,
+            Self::Distributed { url, schema, .. } => {
+                let store = PgStore::connect_in_schema(url, schema, max_connections).await?;
+                store.migrate().await?;
+                Arc::new(store)
+            }
+        })
+    }
+
+    fn bus(&self) -> Result<Arc<dyn Bus>, BusError> {
+        Ok(match self {
+            Self::Embedded { bus, .. } => bus.clone(),
+            Self::Distributed { brokers, _mock, .. } => {
+                let mut settings = KafkaSettings::new(brokers.clone());
+                if _mock.is_some() {
+                    // The mock broker holds every fetch for fetch.wait.max.ms.
+                    settings = settings.with("fetch.wait.max.ms", "5");
+                }
+                Arc::new(KafkaBus::new(settings)?)
+            }
+        })
+    }
+}
+
+fn topic_names() -> Vec<String> {
+    [
+        topics::MARKET_DATA,
+        topics::TRADING_SIGNALS,
+        topics::ANOMALIES,
+    ]
+    .into_iter()
+    .flat_map(|topic| [topic.to_owned(), topics::dead_letter(topic)])
+    .collect()
+}
+
+async fn backend(config: &BenchConfig) -> Result<(Backend, String), BenchError> {
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    match config.database_url.as_deref() {
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            let schema = format!("bench_{run}");
+            let (brokers, mock, kind) = match &config.kafka_brokers {
+                Some(brokers) => (brokers.clone(), None, format!("Kafka at {brokers}")),
+                None => {
+                    use rdkafka::producer::Producer;
+                    let owner: rdkafka::producer::BaseProducer = rdkafka::ClientConfig::new()
+                        .set("test.mock.num.brokers", "1")
+                        .create()
+                        .map_err(|source| BusError::Kafka {
+                            operation: "create mock cluster",
+                            source,
+                        })?;
+                    let cluster = owner
+                        .client()
+                        .mock_cluster()
+                        .expect("a client created with test.mock.num.brokers has one");
+                    for topic in topic_names() {
+                        cluster
+                            .create_topic(&topic, 4, 1)
+                            .map_err(|source| BusError::Kafka {
+                                operation: "create topic",
+                                source,
+                            })?;
+                    }
+                    let brokers = cluster.bootstrap_servers();
+                    drop(cluster);
+                    (
+                        brokers,
+                        Some(owner),
+                        "Kafka: librdkafka's in-process MOCK cluster (no --kafka-brokers given)"
+                            .to_owned(),
+                    )
+                }
+            };
+            if mock.is_none() {
+                let admin = KafkaBus::new(KafkaSettings::new(brokers.clone()))?;
+                let names = topic_names();
+                let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                admin.ensure_topics(&names, 4, 1).await?;
+            }
+            Ok((
+                Backend::Distributed {
+                    url: url.to_owned(),
+                    schema: schema.clone(),
+                    brokers,
+                    _mock: mock,
+                },
+                format!("PostgreSQL (schema {schema}) + {kind}"),
+            ))
+        }
+        _ => {
+            let dir = std::env::temp_dir().join(format!("quantcore-bench-{run}"));
+            std::fs::create_dir_all(&dir).map_err(BenchError::TempDir)?;
+            let url = format!("sqlite://{}", dir.join("bench.db").display());
+            Ok((
+                Backend::Embedded {
+                    url,
+                    bus: Arc::new(MemoryBus::with_retention(4, usize::MAX)),
+                    _dir: TempDir(dir),
+                },
+                "embedded: SQLite (temporary file) + in-process bus".to_owned(),
+            ))
+        }
+    }
+}
+
+/// When the publish of a bar (symbol, bar time) returned.
+type Published = ((String, i64), DateTime<Utc>);
+
+/// The `q` quantile (0..=1) of sorted `samples`, nearest rank.
+fn quantile(sorted: &[f64], q: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    Some(sorted[rank - 1])
+}
+
+/// Runs the benchmark; see the [module docs](self).
+///
+/// # Errors
+/// A store or bus that cannot be opened, or a role that stops.
+pub async fn run(config: &BenchConfig) -> Result<BenchReport, BenchError> {
+    let (backend, setup) = backend(config).await?;
+    let sample = quantcore::sample::daily()?;
+    let mut feeds: Vec<(String, Vec<Bar>)> = Vec::new();
+    for copy in 0..config.symbols.div_ceil(sample.len()).max(1) {
+        for (symbol, series) in &sample {
+            if feeds.len() < config.symbols.max(1) {
+                let bars = series.iter().take(config.bars_per_symbol).collect();
+                feeds.push((format!("{symbol}_{copy}"), bars));
+            }
+        }
+    }
+    let total: u64 = feeds.iter().map(|(_, bars)| bars.len() as u64).sum();
+
+    let run_id = uuid::Uuid::new_v4().simple().to_string();
+    let ml_stats = Arc::new(Stats::default());
+    let trade_stats = Arc::new(Stats::default());
+    let ingest_stats = Arc::new(Stats::default());
+    let model_dir = std::env::temp_dir().join(format!("quantcore-bench-models-{run_id}"));
+    let mut roles: JoinSet<Result<(), RoleError>> = JoinSet::new();
+    let trade_store = backend.store(config.max_connections).await?;
+    let settings = TradeSettings {
+        group: format!("bench-{run_id}-trade"),
+        ..TradeSettings::default()
+    };
+    trade_store
+        .ensure_account(settings.initial_cash, Utc::now())
+        .await?;
+    for _ in 0..config.ml_workers.max(1) {
+        roles.spawn(roles::ml_role(
+            backend.store(config.max_connections).await?,
+            backend.bus()?,
+            MlSettings {
+                model_dir: model_dir.clone(),
+                group: format!("bench-{run_id}-ml"),
+                anomaly_history: config.anomaly_history,
+                ..MlSettings::default()
+            },
+            ml_stats.clone(),
+        ));
+    }
+    roles.spawn(roles::trade_role(
+        trade_store.clone(),
+        backend.bus()?,
+        settings,
+        trade_stats.clone(),
+    ));
+
+    let started = Instant::now();
+    let per_symbol_interval = if config.rate > 0.0 {
+        Duration::from_secs_f64(feeds.len() as f64 / config.rate)
+    } else {
+        Duration::ZERO
+    };
+    let mut ingest: JoinSet<Result<Vec<Published>, RoleError>> = JoinSet::new();
+    for (symbol, bars) in feeds {
+        let store = backend.store(config.max_connections).await?;
+        let bus = backend.bus()?;
+        let stats = ingest_stats.clone();
+        ingest.spawn(async move {
+            let mut published = Vec::with_capacity(bars.len());
+            let mut next = tokio::time::Instant::now();
+            for bar in bars {
+                roles::replay_symbol(
+                    store.clone(),
+                    bus.clone(),
+                    symbol.clone(),
+                    vec![bar],
+                    Duration::ZERO,
+                    stats.clone(),
+                )
+                .await?;
+                published.push(((symbol.clone(), bar.timestamp), Utc::now()));
+                if !per_symbol_interval.is_zero() {
+                    next += per_symbol_interval;
+                    tokio::time::sleep_until(next).await;
+                }
+            }
+            Ok(published)
+        });
+    }
+    let mut published_at: HashMap<(String, i64), DateTime<Utc>> = HashMap::new();
+    while let Some(done) = ingest.join_next().await {
+        let times = done
+            .map_err(|error| BenchError::Role(error.to_string()))?
+            .map_err(|error| BenchError::Role(error.to_string()))?;
+        published_at.extend(times);
+    }
+    loop {
+        if let Some(done) = roles.try_join_next() {
+            return Err(BenchError::Role(format!("{done:?}")));
+        }
+        let analysed = Stats::get(&ml_stats.bars_analysed);
+        if analysed >= total
+            && Stats::get(&trade_stats.signals_handled) >= Stats::get(&ml_stats.signals_published)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    roles.abort_all();
+
+    let mut latencies = Vec::new();
+    for trade in trade_store.trades(usize::MAX).await? {
+        let Some(order) = trade_store.order(trade.order_id).await? else {
+            continue;
+        };
+        let key = (trade.symbol.clone(), trade.executed_at.timestamp());
+        if let Some(published) = published_at.get(&key) {
+            let latency = (order.created_at - *published)
+                .num_microseconds()
+                .unwrap_or(0);
+            latencies.push(latency as f64 / 1_000.0);
+        }
+    }
+    latencies.sort_by(f64::total_cmp);
+    let _ = std::fs::remove_dir_all(&model_dir);
+    Ok(BenchReport {
+        setup,
+        bars: total,
+        seconds,
+        bars_per_second: total as f64 / seconds,
+        signals: Stats::get(&ml_stats.signals_published),
+        orders: Stats::get(&trade_stats.orders_filled),
+        latency_p50_ms: quantile(&latencies, 0.5),
+        latency_p99_ms: quantile(&latencies, 0.99),
+        latency_max_ms: latencies.last().copied(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_use_the_nearest_rank() {
+        let samples: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(quantile(&samples, 0.5), Some(50.0));
+        assert_eq!(quantile(&samples, 0.99), Some(99.0));
+        assert_eq!(quantile(&samples, 1.0), Some(100.0));
+        assert_eq!(quantile(&[7.0], 0.99), Some(7.0));
+        assert_eq!(quantile(&[], 0.5), None);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_small_embedded_run_reports_every_bar_and_order() {
+        let config = BenchConfig {
+            symbols: 2,
+            bars_per_symbol: 80,
+            anomaly_history: 0,
+            ..BenchConfig::default()
+        };
+        let report = run(&config).await.unwrap();
+        assert_eq!(report.bars, 160);
+        assert!(report.setup.starts_with("embedded"));
+        assert!(report.orders > 0, "{report}");
+        assert!(report.latency_p50_ms.is_some() && report.latency_p99_ms >= report.latency_p50_ms);
+    }
+}
