@@ -95,7 +95,8 @@ pub trait Payload: Serialize + DeserializeOwned + Send + Sync + 'static {
 pub struct Envelope<P> {
     /// Always [`SCHEMA_VERSION`] when written by this build.
     pub schema_version: u32,
-    /// Unique message id (UUID v7), the idempotency key.
+    /// Unique message id, the idempotency key: a UUID v7, or for a message derived from
+    /// another one a UUID v5 of that message's id ([`Envelope::derived`]).
     pub id: Uuid,
     /// Partition key: the symbol.
     pub key: String,
@@ -125,6 +126,26 @@ impl<P: Payload> Envelope<P> {
             key: payload.symbol().to_owned(),
             produced_at: Utc::now(),
             payload,
+        }
+    }
+
+    /// Wraps `payload`, made from the message `source`, with an id that is a function of
+    /// `source` and `topic` (a UUID v5 in `source`'s namespace): making it again from a
+    /// redelivered `source` gives the same id, so consumers drop the repeat.
+    ///
+    /// ```
+    /// use quantcore_service::messages::{Envelope, AnomalyMessage, topics};
+    /// let anomaly = AnomalyMessage { symbol: "ACME".into(), timestamp: 1, score: 0.7, is_anomaly: true };
+    /// let bar_id = uuid::Uuid::now_v7();
+    /// let first = Envelope::derived(anomaly.clone(), bar_id, topics::ANOMALIES);
+    /// let again = Envelope::derived(anomaly.clone(), bar_id, topics::ANOMALIES);
+    /// assert_eq!(first.id, again.id);
+    /// assert_ne!(first.id, Envelope::derived(anomaly, bar_id, topics::TRADING_SIGNALS).id);
+    /// ```
+    pub fn derived(payload: P, source: Uuid, topic: &str) -> Self {
+        Self {
+            id: Uuid::new_v5(&source, topic.as_bytes()),
+            ..Self::new(payload)
         }
     }
 

@@ -472,6 +472,11 @@ where
     }
 }
 
+/// How many of a symbol's latest stored signals (one per analysed bar) a redelivered bar
+/// searches for its own. Redelivery concerns the uncommitted tail of a partition: far
+/// fewer bars of one symbol than this.
+const REPUBLISH_LOOKBACK: usize = 1024;
+
 async fn analyse(
     store: &dyn Store,
     bus: &dyn Bus,
@@ -543,25 +548,39 @@ async fn analyse(
         signal: Some(signal_message.clone()),
         anomaly: anomaly_score(symbol, &history, settings.anomaly_history),
     };
-    if store.record_analysis(&analysis).await?.is_none() {
+    // The outputs are published after the store commit, with ids derived from the bar's
+    // message id. A redelivered bar whose analysis is stored already (the commit's answer
+    // or the publication was lost, or the process stopped in between) publishes the
+    // stored signal again under the same id: the trade role drops it if it has it, and
+    // trades it if the first publication never arrived. Nothing is lost or doubled.
+    let signal_envelope = if store.record_analysis(&analysis).await?.is_none() {
+        let stored = store
+            .signals(symbol, REPUBLISH_LOOKBACK)
+            .await?
+            .into_iter()
+            .rev()
+            .find(|stored| stored.record.timestamp == last.timestamp);
+        if let Some(stored) = stored.filter(|s| s.record.action != SignalAction::Hold) {
+            bus::publish(
+                bus,
+                topics::TRADING_SIGNALS,
+                &Envelope::derived(stored.record, message.id, topics::TRADING_SIGNALS),
+            )
+            .await?;
+        }
         return Ok(AnalysisOutcome::Duplicate);
-    }
+    } else {
+        Envelope::derived(signal_message.clone(), message.id, topics::TRADING_SIGNALS)
+    };
     Stats::bump(&stats.predictions);
     tracing::debug!(%symbol, close = last.close, predicted, model, "prediction");
     if let Some(anomaly) = analysis.anomaly.as_ref().filter(|a| a.is_anomaly) {
-        bus::publish(bus, topics::ANOMALIES, &Envelope::new(anomaly.clone())).await?;
+        let envelope = Envelope::derived(anomaly.clone(), message.id, topics::ANOMALIES);
+        bus::publish(bus, topics::ANOMALIES, &envelope).await?;
         tracing::info!(%symbol, score = format_args!("{:.3}", anomaly.score), timestamp = anomaly.timestamp, "anomaly");
     }
     if action != SignalAction::Hold {
-        // Published after the store commit: a crash in between loses the signal's
-        // publication (the bar is not redelivered once committed). Acceptable for a
-        // signal; an outbox would close the gap.
-        bus::publish(
-            bus,
-            topics::TRADING_SIGNALS,
-            &Envelope::new(signal_message.clone()),
-        )
-        .await?;
+        bus::publish(bus, topics::TRADING_SIGNALS, &signal_envelope).await?;
         Stats::bump(&stats.signals_published);
         tracing::info!(
             %symbol, action = action.as_str(), confidence = format_args!("{:.3}", signal.confidence),
@@ -925,8 +944,34 @@ pub async fn execute_order_with_exits(
     let limits = settings.limits;
     let initial = settings.initial_cash;
     let symbol = intent.symbol.clone();
+    // The re-check under the row locks sees the locked cash and position of this symbol,
+    // and the other positions as loaded above (they are not locked: a concurrent fill of
+    // another symbol moves cash, which is locked, and its position only by what that cash
+    // paid). Without them the equity, and so every fraction-of-equity limit, would be too
+    // small and refuse orders the core accepts.
+    let others: Vec<(String, PositionState, Option<f64>)> = portfolio
+        .instruments()
+        .iter()
+        .filter(|(other, _)| *other != id)
+        .filter_map(|(other, instrument)| {
+            let position = portfolio.position(other)?;
+            Some((
+                instrument.symbol.clone(),
+                PositionState {
+                    quantity: position.quantity,
+                    average_price: position.average_price,
+                    realized_pnl: position.realized_pnl,
+                },
+                Some(position.current_price),
+            ))
+        })
+        .collect();
     let plan: FillPlan = Box::new(move |locked: &LockedState| {
         let mut book = Portfolio::new(initial)?.with_short_selling(limits.allow_short);
+        for (name, state, price) in &others {
+            let other = book.register(Instrument::new(name))?;
+            book.restore_position(position_of(other, *state, *price))?;
+        }
         let id = book.register(Instrument::new(&symbol))?;
         book.restore_cash(locked.cash)?;
         book.restore_position(position_of(id, locked.position, Some(fill.price)))?;
