@@ -4,14 +4,16 @@
 //! The bundled daily sample (3 symbols) is copied under `symbols` names (`ACME_0`,
 //! `GLOBEX_0`, …, each copy with the same bars) and replayed through the roles, each on its
 //! own store handle (connection pool) and bus client, as in the distributed deployment:
-//! one ingest task per symbol ([`roles::replay_symbol`], one bar per call), `ml_workers` ml
-//! roles in one consumer group, one trade role.
+//! one ingest task per symbol ([`roles::ingest_bars`]: unpaced, chunks of
+//! [`roles::INGEST_CHUNK`] bars per upsert and batch publish, as `replay` does; paced, one
+//! bar per call), `ml_workers` ml roles in one consumer group, one trade role.
 //!
 //! - **Throughput**: bars ingested divided by the time from the first publish until the ml
 //!   role has analysed every bar and the trade role has handled every signal.
 //! - **Bar-to-order latency**: for every filled order, the order's `created_at` (taken by
 //!   the trade role just before its fill transaction) minus the moment the ingest role's
-//!   publish of the bar that caused it returned. p50, p99 and max over all orders.
+//!   publish of the bar that caused it returned (unpaced: of its chunk). p50, p99 and max
+//!   over all orders.
 //!
 //! Unpaced (`rate = 0`) the ingest runs as fast as it can, so queues build up and the
 //! latency measures the backlog; with `rate` set, bars are published at that rate and the
@@ -367,17 +369,15 @@ pub async fn run(config: &BenchConfig) -> Result<BenchReport, BenchError> {
         ingest.spawn(async move {
             let mut published = Vec::with_capacity(bars.len());
             let mut next = tokio::time::Instant::now();
-            for bar in bars {
-                roles::replay_symbol(
-                    store.clone(),
-                    bus.clone(),
-                    symbol.clone(),
-                    vec![bar],
-                    Duration::ZERO,
-                    stats.clone(),
-                )
-                .await?;
-                published.push(((symbol.clone(), bar.timestamp), Utc::now()));
+            let chunk = if per_symbol_interval.is_zero() {
+                roles::INGEST_CHUNK
+            } else {
+                1
+            };
+            for bars in bars.chunks(chunk) {
+                let at =
+                    roles::ingest_bars(store.as_ref(), bus.as_ref(), &symbol, bars, &stats).await?;
+                published.extend(bars.iter().map(|bar| ((symbol.clone(), bar.timestamp), at)));
                 if !per_symbol_interval.is_zero() {
                     next += per_symbol_interval;
                     tokio::time::sleep_until(next).await;

@@ -275,6 +275,27 @@ pub struct Received<P> {
     pub delivery: Delivery,
 }
 
+/// Publishes the dead letter of `delivery` to `topic` (not committed here).
+async fn dead_letter(
+bus: &dyn Bus,
+topic: &str,
+delivery: &Delivery,
+error: &MessageError,
+) -> Result<(), BusError> {
+    let letter = DeadLetter::new(delivery, error);
+    tracing::warn!(
+        topic = %delivery.topic,
+        partition = delivery.partition,
+        offset = delivery.offset,
+        error = %letter.error,
+        "undecodable message sent to the dead-letter topic"
+    );
+    let bytes = serde_json::to_vec(&letter)
+        .expect("a DeadLetter of strings and integers always serializes");
+    let key = delivery.key.clone().unwrap_or_default();
+    bus.publish(topic, &key, &bytes).await
+}
+
 /// Messages received together by [`MessageConsumer::next_batch`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Batch<P> {
@@ -385,7 +406,10 @@ impl<P: Payload> MessageConsumer<P> {
                         message,
                         delivery: delivery.clone(),
                     }),
-                    Err(error) => self.dead_letter(delivery, &error).await?,
+                    Err(error) => {
+                        dead_letter(self.bus.as_ref(), &self.dead_letter_topic, delivery, &error)
+                            .await?;
+                    }
                 }
             }
             let batch = Batch {
@@ -397,21 +421,6 @@ impl<P: Payload> MessageConsumer<P> {
             }
             self.commit_batch(&batch).await?;
         }
-    }
-
-    async fn dead_letter(&self, delivery: &Delivery, error: &MessageError) -> Result<(), BusError> {
-        let letter = DeadLetter::new(delivery, error);
-        tracing::warn!(
-            topic = %delivery.topic,
-            partition = delivery.partition,
-            offset = delivery.offset,
-            error = %letter.error,
-            "undecodable message sent to the dead-letter topic"
-        );
-        let bytes = serde_json::to_vec(&letter)
-            .expect("a DeadLetter of strings and integers always serializes");
-        let key = delivery.key.clone().unwrap_or_default();
-        self.bus.publish(&self.dead_letter_topic, &key, &bytes).await
     }
 
     /// Commits every delivery of `batch` (its messages and its dead letters), once the

@@ -481,6 +481,32 @@ impl Store for PgStore {
         Ok(Some(ids))
     }
 
+    async fn record_analyses(&self, analyses: &[Analysis]) -> Result<Vec<Option<AnalysisIds>>> {
+        let mut tx = self.begin().await?;
+        let mut answers = Vec::with_capacity(analyses.len());
+        for analysis in analyses {
+            if let Some(key) = &analysis.processed
+                && !Self::insert_processed(&mut tx, key).await?
+            {
+                answers.push(None);
+                continue;
+            }
+            let mut ids = AnalysisIds::default();
+            if let Some(prediction) = &analysis.prediction {
+                ids.prediction = Some(Self::insert_prediction_in(&mut tx, prediction).await?);
+            }
+            if let Some(signal) = &analysis.signal {
+                ids.signal = Some(Self::insert_signal_in(&mut tx, signal).await?);
+            }
+            if let Some(anomaly) = &analysis.anomaly {
+                ids.anomaly = Some(Self::insert_anomaly_in(&mut tx, anomaly).await?);
+            }
+            answers.push(Some(ids));
+        }
+        tx.commit().await.map_err(StoreError::db("commit"))?;
+        Ok(answers)
+    }
+
     async fn mark_processed(&self, key: &ProcessedKey) -> Result<bool> {
         let mut tx = self.begin().await?;
         let fresh = Self::insert_processed(&mut tx, key).await?;
