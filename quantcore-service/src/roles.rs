@@ -28,20 +28,43 @@
 //! # Anomalies
 //! Each bar is also scored by an Isolation Forest ([`quantcore::ml::iforest`]) fitted on the
 //! anomaly features ([`quantcore::features::anomaly`], 10-bar z-score window) of the last
-//! [`MlSettings::anomaly_history`] bars ending at it: 50 trees of up to 64 rows, a fixed
-//! seed, flagged when the score is above the 98th percentile of the fitted history's scores
+//! [`MlSettings::anomaly_history`] bars: 50 trees of up to 64 rows, a fixed seed, flagged
+//! when the score is above the 98th percentile of the fitted history's scores
 //! (contamination 0.02: on a short history the paper's 0.5 flags ordinary bars). The score
 //! is stored with the prediction; flagged bars are published on `anomalies`. A history of 0
 //! turns scoring off.
 //!
+//! The ml role does not fit a forest for every bar: it keeps one per symbol and fits it
+//! again, on the history ending at the bar being scored, every
+//! [`ANOMALY_REFIT_EVERY`] = 20 bars (and on its first bar after a start); the bars
+//! between are scored against it. Why 20: fitting (50 trees) costs far more than scoring one
+//! row, and a fit on every bar bounded the whole pipeline (about 600 bars/s); with the
+//! default 120-bar history, 20 bars is a sixth of the window, so the forest's sample of
+//! "normal" is at most 20 bars older than a fresh one and the bar being scored is usually
+//! not in the sample it is judged against (as in the paper's train-then-score use). A score
+//! therefore depends on where the last refit fell (after a restart, on the first bar
+//! seen), not only on the bar's history; [`anomaly_score`] is the fit-on-the-spot score
+//! of one bar.
+//!
+//! # Batches
+//! The ml role takes the messages already received, up to 256
+//! ([`MessageConsumer::next_batch`], never waiting for more), reads each symbol's bars once
+//! for the whole batch, stores every prediction, signal, score and idempotency marker in one
+//! transaction ([`Store::record_analyses`]), publishes the signals and anomalies in one batch
+//! each, and commits the highest offset of each partition only then. The trade role takes
+//! batches the same way and commits after every signal of the batch is stored. Batches
+//! only form under load: a lone bar is a batch of one.
+//!
 //! # Trading
 //! A BUY is sized with `Sizing::Confidence { max_fraction }` on the portfolio's equity (cash
 //! plus positions at their last marks); a SELL closes the long position (short selling is
-//! off by default). The portfolio is rebuilt from the store for sizing and the risk check;
+//! off by default). The portfolio is rebuilt from the store once per signal, for sizing and
+//! the risk check;
 //! inside the fill's transaction the store hands the locked cash and position to a
 //! [`FillPlan`] that checks again and books the fill with the core's `Portfolio::apply_fill`.
 //! Every signal is processed once: the idempotency marker is written in the fill's own
-//! transaction (or alone when no order results).
+//! transaction (or, when no order results, with the other such markers of its batch in one
+//! transaction before the batch is committed).
 //!
 //! # Stop-loss and take-profit
 //! A BUY signal's `stop_loss` and `take_profit` go with its order
@@ -439,8 +462,7 @@ pub async fn ml_role(
                 settings: &settings,
                 stats: &stats,
             };
-            match analyse_batch(store.as_ref(), bus.as_ref(), &mut context, &batch.messages).await
-            {
+            match analyse_batch(store.as_ref(), bus.as_ref(), &mut context, &batch.messages).await {
                 Ok(_) => break,
                 Err(RoleError::Store(error)) if error.is_transient() => {
                     backoff.wait("ml: analyse", &error).await;
@@ -539,7 +561,9 @@ async fn analyse_batch(
     let mut spans: HashMap<&str, (i64, usize)> = HashMap::new();
     for received in messages {
         let bar = &received.message.payload;
-        let span = spans.entry(bar.symbol.as_str()).or_insert((bar.timestamp, 0));
+        let span = spans
+            .entry(bar.symbol.as_str())
+            .or_insert((bar.timestamp, 0));
         span.0 = span.0.max(bar.timestamp);
         span.1 += 1;
     }
@@ -617,7 +641,10 @@ async fn analyse_batch(
                 symbol = %signal.symbol, action = signal.action.as_str(), confidence = format_args!("{:.3}", signal.confidence),
                 price = signal.price, predicted = format_args!("{:.4}", signal.predicted_price), "signal"
             );
-            signals.push(encode(topics::TRADING_SIGNALS, Envelope::new(signal.clone()))?);
+            signals.push(encode(
+                topics::TRADING_SIGNALS,
+                Envelope::new(signal.clone()),
+            )?);
         }
         outcomes.push(AnalysisOutcome::Analysed(signal));
     }
@@ -1300,11 +1327,21 @@ pub async fn trade_role(
         MessageConsumer::<SignalMessage>::subscribe(bus, topics::TRADING_SIGNALS, &settings.group)
             .await?;
     loop {
-        // Signals are handled one by one (each order is its own transaction); the batch
-        // is committed once every signal of it is.
+        // Signals are handled one by one (each order is its own transaction, its marker
+        // inside it); the markers of signals without an order are written together at the
+        // end of the batch, and the batch is committed after that.
         let batch = consumer.next_batch(ML_BATCH, Duration::ZERO).await?;
+        let mut deferred = Vec::new();
         for received in &batch.messages {
-            handle_signal(store.as_ref(), &settings, &stats, received).await;
+            handle_signal(store.as_ref(), &settings, &stats, received, &mut deferred).await;
+        }
+        // The markers of signals that gave no order, in one transaction, before the commit.
+        if let Err(error) = retry_transient("trade: mark signals", || {
+            store.mark_processed_batch(&deferred)
+        })
+        .await
+        {
+            tracing::error!(signals = deferred.len(), %error, "trade: markers not stored");
         }
         consumer.commit_batch(&batch).await?;
     }
@@ -1317,6 +1354,7 @@ async fn handle_signal(
     settings: &TradeSettings,
     stats: &Stats,
     received: &bus::Received<SignalMessage>,
+    deferred: &mut Vec<ProcessedKey>,
 ) {
     {
         let signal = &received.message.payload;
@@ -1342,10 +1380,8 @@ async fn handle_signal(
                     )
                     .await
                     .map(|r| Some((intent, r))),
-                    None => {
-                        store.mark_processed(&key).await?;
-                        Ok(None)
-                    }
+                    // Marked with the batch (see `trade_role`).
+                    None => Ok(None),
                 }
             }
             .await;
@@ -1369,7 +1405,10 @@ async fn handle_signal(
                 Stats::bump(&stats.orders_filled);
                 // Two more reads: only when the line is logged.
                 let value = if tracing::enabled!(tracing::Level::INFO) {
-                    portfolio_value(store).await.map(|v| v.1).unwrap_or(f64::NAN)
+                    portfolio_value(store)
+                        .await
+                        .map(|v| v.1)
+                        .unwrap_or(f64::NAN)
                 } else {
                     f64::NAN
                 };
@@ -1388,6 +1427,7 @@ async fn handle_signal(
                 tracing::debug!(id = %received.message.id, "signal already processed");
             }
             Ok(None) => {
+                deferred.push(key);
                 tracing::debug!(symbol = %signal.symbol, action = signal.action.as_str(), "no order for signal");
             }
             Err(RoleError::Store(

@@ -91,7 +91,11 @@ pub trait Bus: Send + Sync + 'static {
     ///
     /// # Errors
     /// The first failure; records before it may have been published (at least once).
-    async fn publish_batch(&self, topic: &str, records: &[(String, Vec<u8>)]) -> Result<(), BusError> {
+    async fn publish_batch(
+        &self,
+        topic: &str,
+        records: &[(String, Vec<u8>)],
+    ) -> Result<(), BusError> {
         for (key, payload) in records {
             self.publish(topic, key, payload).await?;
         }
@@ -277,10 +281,10 @@ pub struct Received<P> {
 
 /// Publishes the dead letter of `delivery` to `topic` (not committed here).
 async fn dead_letter(
-bus: &dyn Bus,
-topic: &str,
-delivery: &Delivery,
-error: &MessageError,
+    bus: &dyn Bus,
+    topic: &str,
+    delivery: &Delivery,
+    error: &MessageError,
 ) -> Result<(), BusError> {
     let letter = DeadLetter::new(delivery, error);
     tracing::warn!(

@@ -159,6 +159,17 @@ pub trait Store: Send + Sync + 'static {
     /// `processed` field of the write methods to mark inside the work's own transaction.
     async fn mark_processed(&self, key: &ProcessedKey) -> Result<bool, StoreError>;
 
+    /// Records several handled keys in one transaction: item `i` of the answer is what
+    /// [`Store::mark_processed`] would answer for `keys[i]` in turn (a key repeated in
+    /// `keys` is `false` the second time). All or nothing. The default marks one by one.
+    async fn mark_processed_batch(&self, keys: &[ProcessedKey]) -> Result<Vec<bool>, StoreError> {
+        let mut fresh = Vec::with_capacity(keys.len());
+        for key in keys {
+            fresh.push(self.mark_processed(key).await?);
+        }
+        Ok(fresh)
+    }
+
     /// Creates the account with `initial_cash` and its first snapshot (at `at`) unless it
     /// exists; returns the current cash either way.
     async fn ensure_account(&self, initial_cash: f64, at: DateTime<Utc>)

@@ -521,6 +521,19 @@ impl Store for SqliteStore {
         Ok(fresh)
     }
 
+    async fn mark_processed_batch(&self, keys: &[ProcessedKey]) -> Result<Vec<bool>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.begin_immediate().await?;
+        let mut fresh = Vec::with_capacity(keys.len());
+        for key in keys {
+            fresh.push(Self::insert_processed(&mut tx, key).await?);
+        }
+        tx.commit().await.map_err(StoreError::db("commit"))?;
+        Ok(fresh)
+    }
+
     async fn ensure_account(&self, initial_cash: f64, at: DateTime<Utc>) -> Result<f64> {
         super::check_positive("initial_cash", initial_cash)?;
         // Fast path, a plain read: the trade role calls this for every signal, and a write
