@@ -58,8 +58,11 @@
 //! # Trading
 //! A BUY is sized with `Sizing::Confidence { max_fraction }` on the portfolio's equity (cash
 //! plus positions at their last marks); a SELL closes the long position (short selling is
-//! off by default). The portfolio is rebuilt from the store once per signal, for sizing and
-//! the risk check;
+//! off by default). The portfolio is rebuilt from the store for sizing and the risk check:
+//! once per signal, except that the signals of one batch (received together) that lead to
+//! no order or to a refusal before the store leave it as it was, so the next signal of the
+//! batch reuses it (it is read again after every fill; marks written meanwhile by the
+//! position updater are then at most one batch old);
 //! inside the fill's transaction the store hands the locked cash and position to a
 //! [`FillPlan`] that checks again and books the fill with the core's `Portfolio::apply_fill`.
 //! Every signal is processed once: the idempotency marker is written in the fill's own
@@ -1332,8 +1335,18 @@ pub async fn trade_role(
         // end of the batch, and the batch is committed after that.
         let batch = consumer.next_batch(ML_BATCH, Duration::ZERO).await?;
         let mut deferred = Vec::new();
+        // The portfolio read for the batch, kept while no order of the batch changes it.
+        let mut cached = None;
         for received in &batch.messages {
-            handle_signal(store.as_ref(), &settings, &stats, received, &mut deferred).await;
+            handle_signal(
+                store.as_ref(),
+                &settings,
+                &stats,
+                received,
+                &mut deferred,
+                &mut cached,
+            )
+            .await;
         }
         // The markers of signals that gave no order, in one transaction, before the commit.
         if let Err(error) = retry_transient("trade: mark signals", || {
@@ -1355,6 +1368,7 @@ async fn handle_signal(
     stats: &Stats,
     received: &bus::Received<SignalMessage>,
     deferred: &mut Vec<ProcessedKey>,
+    cached: &mut Option<Portfolio>,
 ) {
     {
         let signal = &received.message.payload;
@@ -1365,23 +1379,35 @@ async fn handle_signal(
         let mut backoff = Backoff::default();
         let result = loop {
             let attempt = async {
-                let portfolio = load_portfolio(store, settings, &signal.symbol).await?;
+                let portfolio = match cached.take() {
+                    Some(portfolio) if portfolio.resolve(&signal.symbol).is_ok() => portfolio,
+                    _ => load_portfolio(store, settings, &signal.symbol).await?,
+                };
                 match order_on_portfolio(settings, &portfolio, signal)? {
-                    Some(intent) => execute_on_portfolio(
-                        store,
-                        settings,
-                        &portfolio,
-                        &intent,
-                        ExitLevels {
-                            stop_loss: signal.stop_loss,
-                            take_profit: signal.take_profit,
-                        },
-                        Some(key.clone()),
-                    )
-                    .await
-                    .map(|r| Some((intent, r))),
+                    Some(intent) => {
+                        let result = execute_on_portfolio(
+                            store,
+                            settings,
+                            &portfolio,
+                            &intent,
+                            ExitLevels {
+                                stop_loss: signal.stop_loss,
+                                take_profit: signal.take_profit,
+                            },
+                            Some(key.clone()),
+                        )
+                        .await?;
+                        // Refused before the store: the books did not change.
+                        if matches!(result, OrderResult::Refused { .. }) {
+                            *cached = Some(portfolio);
+                        }
+                        Ok(Some((intent, result)))
+                    }
                     // Marked with the batch (see `trade_role`).
-                    None => Ok(None),
+                    None => {
+                        *cached = Some(portfolio);
+                        Ok(None)
+                    }
                 }
             }
             .await;
