@@ -19,6 +19,11 @@
 //! latency measures the backlog; with `rate` set, bars are published at that rate and the
 //! latency is the pipeline's own.
 //!
+//! The clock starts after a warm-up (`BENCH_WARMUP_MS`; default 0 embedded, 5 s on Kafka):
+//! Kafka consumers join their groups in the background, and the second ml worker's join
+//! rebalances the group; bars published meanwhile wait seconds, which is start-up, not
+//! the pipeline's latency.
+//!
 //! # Backends
 //! A `postgres://` URL runs on PostgreSQL (tables in a fresh schema `bench_<id>`) and Kafka:
 //! the brokers given, or librdkafka's in-process mock cluster when none are (the report says
@@ -57,7 +62,14 @@ pub struct BenchConfig {
     pub anomaly_history: usize,
     /// Connections per role's pool. Default 4.
     pub max_connections: u32,
+    /// Milliseconds between starting the roles and the first publish; `None`: 0 embedded,
+    /// [`DISTRIBUTED_WARMUP_MS`] on Kafka.
+    pub warmup_ms: Option<u64>,
 }
+
+/// The default warm-up on Kafka: the consumer groups' joins and the rebalance when the
+/// second ml worker joins take a few seconds, during which nothing is consumed.
+pub const DISTRIBUTED_WARMUP_MS: u64 = 5_000;
 
 impl Default for BenchConfig {
     fn default() -> Self {
@@ -70,14 +82,15 @@ impl Default for BenchConfig {
             ml_workers: 2,
             anomaly_history: MlSettings::default().anomaly_history,
             max_connections: 4,
+            warmup_ms: None,
         }
     }
 }
 
 impl BenchConfig {
     /// Reads (not `QUANTCORE_*`: the config refuses unknown ones) `BENCH_SYMBOLS`, `BENCH_BARS` (per symbol),
-    /// `BENCH_RATE`, `BENCH_ML_WORKERS` and
-    /// `BENCH_ANOMALY_HISTORY` over the defaults.
+    /// `BENCH_RATE`, `BENCH_ML_WORKERS`, `BENCH_ANOMALY_HISTORY` and `BENCH_WARMUP_MS` over
+    /// the defaults.
     ///
     /// # Errors
     /// [`BenchError::Setting`] for a variable that does not parse.
@@ -96,6 +109,11 @@ impl BenchConfig {
         read("BENCH_RATE", &mut self.rate)?;
         read("BENCH_ML_WORKERS", &mut self.ml_workers)?;
         read("BENCH_ANOMALY_HISTORY", &mut self.anomaly_history)?;
+        if std::env::var_os("BENCH_WARMUP_MS").is_some() {
+            let mut warmup = 0;
+            read("BENCH_WARMUP_MS", &mut warmup)?;
+            self.warmup_ms = Some(warmup);
+        }
         Ok(self)
     }
 }
@@ -355,6 +373,12 @@ pub async fn run(config: &BenchConfig) -> Result<BenchReport, BenchError> {
         trade_stats.clone(),
     ));
 
+    // Let the consumers join their groups before the clock starts (see the module docs).
+    let warmup = config.warmup_ms.unwrap_or(match backend {
+        Backend::Embedded { .. } => 0,
+        Backend::Distributed { .. } => DISTRIBUTED_WARMUP_MS,
+    });
+    tokio::time::sleep(Duration::from_millis(warmup)).await;
     let started = Instant::now();
     let per_symbol_interval = if config.rate > 0.0 {
         Duration::from_secs_f64(feeds.len() as f64 / config.rate)
