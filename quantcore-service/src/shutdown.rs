@@ -73,6 +73,14 @@ impl Bus for DrainingBus {
         self.inner.publish(topic, key, payload).await
     }
 
+    async fn publish_batch(
+        &self,
+        topic: &str,
+        records: &[(String, Vec<u8>)],
+    ) -> Result<(), BusError> {
+        self.inner.publish_batch(topic, records).await
+    }
+
     async fn subscribe(&self, topic: &str, group: &str) -> Result<Box<dyn Consumer>, BusError> {
         if self.shutdown.is_triggered() {
             return Err(BusError::Closed);
@@ -106,6 +114,10 @@ impl Consumer for DrainingConsumer {
 
     async fn commit(&mut self, delivery: &Delivery) -> Result<(), BusError> {
         self.inner.commit(delivery).await
+    }
+
+    async fn commit_batch(&mut self, deliveries: &[Delivery]) -> Result<(), BusError> {
+        self.inner.commit_batch(deliveries).await
     }
 }
 

@@ -375,6 +375,18 @@ impl Bus for InstrumentedBus {
         Ok(())
     }
 
+    async fn publish_batch(
+        &self,
+        topic: &str,
+        records: &[(String, Vec<u8>)],
+    ) -> Result<(), BusError> {
+        self.inner.publish_batch(topic, records).await?;
+        for (_, payload) in records {
+            self.telemetry.published(topic, payload);
+        }
+        Ok(())
+    }
+
     async fn subscribe(&self, topic: &str, group: &str) -> Result<Box<dyn Consumer>, BusError> {
         let inner = self.inner.subscribe(topic, group).await?;
         Ok(Box::new(InstrumentedConsumer {
@@ -403,6 +415,30 @@ impl Consumer for InstrumentedConsumer {
     async fn commit(&mut self, delivery: &Delivery) -> Result<(), BusError> {
         self.inner.commit(delivery).await?;
         self.telemetry.committed(delivery);
+        Ok(())
+    }
+
+    async fn next_batch(
+        &mut self,
+        max: usize,
+        max_wait: std::time::Duration,
+    ) -> Result<Vec<Delivery>, BusError> {
+        let batch = self.inner.next_batch(max, max_wait).await?;
+        for delivery in &batch {
+            self.telemetry
+                .bus_consumed
+                .with_label_values(&[delivery.topic.as_str()])
+                .inc();
+        }
+        Ok(batch)
+    }
+
+    /// Commits the batch, then measures every signal of it (not only the highest offsets).
+    async fn commit_batch(&mut self, deliveries: &[Delivery]) -> Result<(), BusError> {
+        self.inner.commit_batch(deliveries).await?;
+        for delivery in deliveries {
+            self.telemetry.committed(delivery);
+        }
         Ok(())
     }
 }

@@ -402,6 +402,93 @@ mod scenarios {
         );
     }
 
+    pub async fn batches_keep_order_and_commit_only_when_asked(h: Harness<'_>) {
+        let topic = h.topic("batch");
+        let group = group("ml");
+        let sent: Vec<_> = (0..8)
+            .map(|i| bar_message(["ACME", "GLOBEX"][i % 2], 60 * i as i64, 10.0 + i as f64))
+            .collect();
+        let records: Vec<(String, Vec<u8>)> = sent
+            .iter()
+            .map(|m| (m.key.clone(), m.to_json().unwrap()))
+            .collect();
+        h.bus.publish_batch(&topic, &records[..4]).await.unwrap();
+        // A poison message inside the batch: dead-lettered, committed with the batch.
+        h.bus.publish(&topic, "ACME", b"not json").await.unwrap();
+        h.bus.publish_batch(&topic, &records[4..]).await.unwrap();
+
+        // Reads every good message in batches; commits each batch when `commit`.
+        async fn read_all(
+            consumer: &mut MessageConsumer<MarketDataMessage>,
+            count: usize,
+            commit: bool,
+        ) -> Vec<Envelope<MarketDataMessage>> {
+            let mut received = Vec::new();
+            while received.len() < count {
+                let batch = within(
+                    "a batch",
+                    consumer.next_batch(100, Duration::from_millis(200)),
+                )
+                .await
+                .unwrap();
+                assert!(!batch.messages.is_empty() && batch.messages.len() <= 100);
+                received.extend(batch.messages.iter().map(|r| r.message.clone()));
+                if commit {
+                    consumer.commit_batch(&batch).await.unwrap();
+                }
+            }
+            received
+        }
+        let by_symbol = |messages: &[Envelope<MarketDataMessage>], symbol: &str| -> Vec<Uuid> {
+            messages
+                .iter()
+                .filter(|m| m.key == symbol)
+                .map(|m| m.id)
+                .collect()
+        };
+        let sent_ids = |symbol: &str| by_symbol(&sent, symbol);
+
+        let mut first =
+            MessageConsumer::<MarketDataMessage>::subscribe(h.bus.clone(), &topic, &group)
+                .await
+                .unwrap();
+        let got = read_all(&mut first, sent.len(), false).await;
+        assert_eq!(got.len(), sent.len(), "{}", h.name);
+        for symbol in ["ACME", "GLOBEX"] {
+            assert_eq!(
+                by_symbol(&got, symbol),
+                sent_ids(symbol),
+                "{}: {symbol} in order",
+                h.name
+            );
+        }
+        // Nothing committed: a successor gets every message again; it commits them.
+        drop(first);
+        let mut second =
+            MessageConsumer::<MarketDataMessage>::subscribe(h.bus.clone(), &topic, &group)
+                .await
+                .unwrap();
+        let again = read_all(&mut second, sent.len(), true).await;
+        for symbol in ["ACME", "GLOBEX"] {
+            assert_eq!(
+                by_symbol(&again, symbol),
+                sent_ids(symbol),
+                "{}: redelivered",
+                h.name
+            );
+        }
+        // Committed: the next member sees only what comes after (not the poison either).
+        drop(second);
+        let marker = bar_message("ACME", 10_000, 12.0);
+        bus::publish(h.bus.as_ref(), &topic, &marker).await.unwrap();
+        let mut third =
+            MessageConsumer::<MarketDataMessage>::subscribe(h.bus.clone(), &topic, &group)
+                .await
+                .unwrap();
+        let next = within("the marker", third.next()).await.unwrap();
+        assert_eq!(next.message.id, marker.id, "{}", h.name);
+    }
+
     pub async fn publishing_retries_through_broker_errors(h: Harness<'_>) {
         let topic = h.topic("retry");
         let mut consumer =
@@ -504,5 +591,6 @@ bus_conformance!(
     members_of_a_group_share_the_work,
     poison_messages_go_to_the_dead_letter_topic,
     uncommitted_messages_are_delivered_again,
+    batches_keep_order_and_commit_only_when_asked,
     publishing_retries_through_broker_errors,
 );

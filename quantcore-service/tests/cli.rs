@@ -128,7 +128,7 @@ fn run_serves_the_embedded_default_and_stops_on_ctrl_c() {
     let log = std::fs::read_to_string(dir.path().join("run.log")).unwrap();
     assert!(exit.success(), "{log}");
     for line in [
-        "bar ingested",
+        "bars ingested",
         "signal",
         "order filled",
         "Ctrl-C: stopping",

@@ -234,6 +234,87 @@ mod scenarios {
         assert!(store.signals("GLOBEX", 10).await.unwrap().is_empty());
     }
 
+    pub async fn batch_writes_are_one_transaction_with_per_item_idempotency(store: Arc<dyn Store>) {
+        let analysis = |n: u32, key: &ProcessedKey| Analysis {
+            processed: Some(key.clone()),
+            prediction: Some(Prediction {
+                symbol: "ACME".into(),
+                timestamp: 1_704_067_200 + i64::from(n) * 60,
+                current_price: 10.0,
+                predicted_price: 10.0 + f64::from(n),
+                model: "sma-trend".into(),
+            }),
+            signal: None,
+            anomaly: Some(AnomalyMessage {
+                symbol: "ACME".into(),
+                timestamp: 1_704_067_200 + i64::from(n) * 60,
+                score: 0.5,
+                is_anomaly: false,
+            }),
+        };
+        let keys: Vec<ProcessedKey> = (0..3)
+            .map(|_| ProcessedKey::new("ml", Uuid::now_v7()))
+            .collect();
+        // Item 1 was processed before: the batch skips it and writes the others.
+        store
+            .record_analysis(&Analysis {
+                prediction: None,
+                anomaly: None,
+                ..analysis(1, &keys[1])
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        let batch: Vec<Analysis> = (0..3).map(|n| analysis(n, &keys[n as usize])).collect();
+        let answers = store.record_analyses(&batch).await.unwrap();
+        assert_eq!(answers.len(), 3);
+        assert!(answers[0].is_some() && answers[1].is_none() && answers[2].is_some());
+        let predictions = store.predictions("ACME", 10).await.unwrap();
+        let prices: Vec<f64> = predictions
+            .iter()
+            .map(|p| p.record.predicted_price)
+            .collect();
+        assert_eq!(
+            prices,
+            [10.0, 12.0],
+            "in batch order, the duplicate left out"
+        );
+        assert_eq!(predictions[1].id, answers[2].unwrap().prediction.unwrap());
+        assert_eq!(store.anomalies("ACME", 10).await.unwrap().len(), 2);
+        // Again: every item is a duplicate, nothing written.
+        assert_eq!(
+            store.record_analyses(&batch).await.unwrap(),
+            vec![None, None, None]
+        );
+        assert_eq!(store.predictions("ACME", 10).await.unwrap().len(), 2);
+        // All or nothing: an invalid item rolls the whole batch back, markers included.
+        let fresh = ProcessedKey::new("ml", Uuid::now_v7());
+        let mut bad = analysis(9, &ProcessedKey::new("ml", Uuid::now_v7()));
+        bad.prediction.as_mut().unwrap().predicted_price = f64::NAN;
+        assert!(
+            store
+                .record_analyses(&[analysis(8, &fresh), bad])
+                .await
+                .is_err()
+        );
+        assert_eq!(store.predictions("ACME", 10).await.unwrap().len(), 2);
+        assert!(store.mark_processed(&fresh).await.unwrap(), "rolled back");
+
+        // Markers in one transaction: repeats (before or within the batch) are `false`.
+        let marked = ProcessedKey::new("trade", Uuid::now_v7());
+        store.mark_processed(&marked).await.unwrap();
+        let new = ProcessedKey::new("trade", Uuid::now_v7());
+        assert_eq!(
+            store
+                .mark_processed_batch(&[new.clone(), marked.clone(), new.clone()])
+                .await
+                .unwrap(),
+            vec![true, false, false]
+        );
+        assert!(!store.mark_processed(&new).await.unwrap());
+        assert!(store.mark_processed_batch(&[]).await.unwrap().is_empty());
+    }
+
     pub async fn fills_update_position_cash_and_trades(store: Arc<dyn Store>) {
         assert!(matches!(store.cash().await, Err(StoreError::NoAccount)));
         assert_eq!(
@@ -752,6 +833,7 @@ macro_rules! conformance {
 conformance!(
     bars_upsert_and_replace,
     ml_outputs_round_trip,
+    batch_writes_are_one_transaction_with_per_item_idempotency,
     fills_update_position_cash_and_trades,
     short_funds_are_refused_and_cash_never_goes_negative,
     processing_is_idempotent,

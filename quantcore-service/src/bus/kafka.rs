@@ -202,6 +202,42 @@ impl Bus for KafkaBus {
             })
     }
 
+    /// Enqueues every record, then awaits the acknowledgements (a full local queue first
+    /// drains what is in flight).
+    async fn publish_batch(
+        &self,
+        topic: &str,
+        records: &[(String, Vec<u8>)],
+    ) -> Result<(), BusError> {
+        check_topic(topic)?;
+        let failed = |source| BusError::Kafka {
+            operation: "publish",
+            source,
+        };
+        let mut pending = Vec::with_capacity(records.len());
+        for (key, payload) in records {
+            let record = FutureRecord::to(topic)
+                .key(key.as_str())
+                .payload(payload.as_slice());
+            match self.producer.send_result(record) {
+                Ok(delivery) => pending.push(delivery),
+                Err((_, record)) => {
+                    for delivery in pending.drain(..) {
+                        acknowledged(delivery).await.map_err(failed)?;
+                    }
+                    self.producer
+                        .send(record, Timeout::After(self.settings.delivery_timeout))
+                        .await
+                        .map_err(|(source, _message)| failed(source))?;
+                }
+            }
+        }
+        for delivery in pending {
+            acknowledged(delivery).await.map_err(failed)?;
+        }
+        Ok(())
+    }
+
     async fn subscribe(&self, topic: &str, group: &str) -> Result<Box<dyn Consumer>, BusError> {
         check_topic(topic)?;
         let consumer: StreamConsumer = self
@@ -213,6 +249,16 @@ impl Bus for KafkaBus {
         Ok(Box::new(KafkaConsumer {
             consumer: Arc::new(consumer),
         }))
+    }
+}
+
+/// Waits for the broker's answer to one enqueued record.
+async fn acknowledged(delivery: rdkafka::producer::DeliveryFuture) -> Result<(), KafkaError> {
+    match delivery.await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err((error, _message))) => Err(error),
+        // The producer was dropped before answering.
+        Err(_canceled) => Err(KafkaError::Canceled),
     }
 }
 
@@ -253,14 +299,22 @@ impl Consumer for KafkaConsumer {
     }
 
     async fn commit(&mut self, delivery: &Delivery) -> Result<(), BusError> {
+        self.commit_batch(std::slice::from_ref(delivery)).await
+    }
+
+    /// One synchronous commit of every partition's highest offset in `deliveries`.
+    async fn commit_batch(&mut self, deliveries: &[Delivery]) -> Result<(), BusError> {
+        let highest = super::highest_per_partition(deliveries);
+        let Some(&delivery) = highest.first() else {
+            return Ok(());
+        };
+        let delivery = delivery.clone();
         let mut offsets = TopicPartitionList::new();
-        offsets
-            .add_partition_offset(
-                &delivery.topic,
-                delivery.partition,
-                Offset::Offset(delivery.offset + 1),
-            )
-            .map_err(kafka("commit"))?;
+        for d in highest {
+            offsets
+                .add_partition_offset(&d.topic, d.partition, Offset::Offset(d.offset + 1))
+                .map_err(kafka("commit"))?;
+        }
         let consumer = self.consumer.clone();
         // A synchronous commit blocks until the coordinator answers: off the async threads.
         let result =

@@ -173,6 +173,29 @@ impl Bus for MemoryBus {
         Ok(())
     }
 
+    async fn publish_batch(
+        &self,
+        topic: &str,
+        records: &[(String, Vec<u8>)],
+    ) -> Result<(), BusError> {
+        check_topic(topic)?;
+        {
+            let mut state = self.shared.lock();
+            for (key, payload) in records {
+                let partition = self.partition_of(key);
+                self.shared.topic(&mut state, topic)[partition]
+                    .records
+                    .push_back(Record {
+                        key: key.clone(),
+                        payload: Arc::from(payload.as_slice()),
+                    });
+                self.shared.trim(&mut state, topic, partition);
+            }
+        }
+        self.shared.notify();
+        Ok(())
+    }
+
     async fn subscribe(&self, topic: &str, group: &str) -> Result<Box<dyn Consumer>, BusError> {
         check_topic(topic)?;
         let member = {

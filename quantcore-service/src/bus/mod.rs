@@ -83,6 +83,24 @@ pub trait Bus: Send + Sync + 'static {
     /// Joins consumer group `group` on `topic`. A new group starts at the topic's earliest
     /// retained message; a known group resumes after its last commit.
     async fn subscribe(&self, topic: &str, group: &str) -> Result<Box<dyn Consumer>, BusError>;
+
+    /// Publishes `records` (`(key, payload)`) to `topic`, in order, and returns once the
+    /// broker has all of them. The default publishes one after the other; the in-process
+    /// bus appends them under one lock with one wake-up, Kafka sends them all before
+    /// awaiting the acknowledgements (one round trip instead of one per record).
+    ///
+    /// # Errors
+    /// The first failure; records before it may have been published (at least once).
+    async fn publish_batch(
+        &self,
+        topic: &str,
+        records: &[(String, Vec<u8>)],
+    ) -> Result<(), BusError> {
+        for (key, payload) in records {
+            self.publish(topic, key, payload).await?;
+        }
+        Ok(())
+    }
 }
 
 /// A member of a consumer group, reading one topic.
@@ -98,6 +116,63 @@ pub trait Consumer: Send {
     /// [`BusError::Rebalanced`] when the partition moved to another member meanwhile (the
     /// message will be redelivered there; not a failure of the work), else a bus error.
     async fn commit(&mut self, delivery: &Delivery) -> Result<(), BusError>;
+
+    /// Waits for the next message, then takes up to `max - 1` more that are ready or arrive
+    /// within `max_wait` (zero: only those already received). Messages of one partition
+    /// keep their order.
+    ///
+    /// Receiving is cancel-safe on both buses (a message is taken from the consumer's
+    /// queue only when it is returned), so the wait is a plain timeout.
+    ///
+    /// # Errors
+    /// A bus error while waiting for the first message (a later one ends the batch early;
+    /// it recurs on the next call).
+    async fn next_batch(
+        &mut self,
+        max: usize,
+        max_wait: std::time::Duration,
+    ) -> Result<Vec<Delivery>, BusError> {
+        let mut batch = vec![self.next().await?];
+        let deadline = tokio::time::Instant::now() + max_wait;
+        while batch.len() < max {
+            match tokio::time::timeout_at(deadline, self.next()).await {
+                Ok(Ok(delivery)) => batch.push(delivery),
+                Ok(Err(_)) | Err(_) => break,
+            }
+        }
+        Ok(batch)
+    }
+
+    /// Commits a processed batch: for each partition, the highest offset among
+    /// `deliveries` (committing it covers everything before it). Call it only once every
+    /// message of the batch is stored. The default commits partition by partition; Kafka
+    /// sends one commit for all.
+    ///
+    /// # Errors
+    /// As [`Consumer::commit`] (the first failure).
+    async fn commit_batch(&mut self, deliveries: &[Delivery]) -> Result<(), BusError> {
+        for delivery in highest_per_partition(deliveries) {
+            self.commit(delivery).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The delivery with the highest offset of each (topic, partition) among `deliveries`,
+/// in order of first appearance.
+pub fn highest_per_partition(deliveries: &[Delivery]) -> Vec<&Delivery> {
+    let mut highest: Vec<&Delivery> = Vec::new();
+    for delivery in deliveries {
+        match highest
+            .iter_mut()
+            .find(|d| d.topic == delivery.topic && d.partition == delivery.partition)
+        {
+            Some(slot) if slot.offset < delivery.offset => *slot = delivery,
+            Some(_) => {}
+            None => highest.push(delivery),
+        }
+    }
+    highest
 }
 
 /// Checks a topic name with Kafka's rules (also applied by the memory bus, so a name that
@@ -204,6 +279,36 @@ pub struct Received<P> {
     pub delivery: Delivery,
 }
 
+/// Publishes the dead letter of `delivery` to `topic` (not committed here).
+async fn dead_letter(
+    bus: &dyn Bus,
+    topic: &str,
+    delivery: &Delivery,
+    error: &MessageError,
+) -> Result<(), BusError> {
+    let letter = DeadLetter::new(delivery, error);
+    tracing::warn!(
+        topic = %delivery.topic,
+        partition = delivery.partition,
+        offset = delivery.offset,
+        error = %letter.error,
+        "undecodable message sent to the dead-letter topic"
+    );
+    let bytes = serde_json::to_vec(&letter)
+        .expect("a DeadLetter of strings and integers always serializes");
+    let key = delivery.key.clone().unwrap_or_default();
+    bus.publish(topic, &key, &bytes).await
+}
+
+/// Messages received together by [`MessageConsumer::next_batch`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch<P> {
+    /// The messages that decoded, in delivery order.
+    pub messages: Vec<Received<P>>,
+    /// Every delivery of the batch, dead-lettered ones included (what is committed).
+    deliveries: Vec<Delivery>,
+}
+
 /// A typed consumer: decodes envelopes, routes undecodable messages to the dead-letter topic.
 ///
 /// ```
@@ -279,6 +384,59 @@ impl<P: Payload> MessageConsumer<P> {
                     }
                 }
             }
+        }
+    }
+
+    /// Returns a batch of messages that decode: waits for the first delivery, then takes up to
+    /// `max` in all as [`Consumer::next_batch`] does. Undecodable ones are dead-lettered
+    /// as by [`MessageConsumer::next`] but committed only with the batch
+    /// ([`MessageConsumer::commit_batch`]), since a commit covers every earlier offset of
+    /// its partition. A batch of dead letters only is committed at once and the wait goes
+    /// on, so the batch returned holds at least one message.
+    ///
+    /// # Errors
+    /// A bus error (receiving, publishing a dead letter or committing).
+    pub async fn next_batch(
+        &mut self,
+        max: usize,
+        max_wait: std::time::Duration,
+    ) -> Result<Batch<P>, BusError> {
+        loop {
+            let deliveries = self.inner.next_batch(max.max(1), max_wait).await?;
+            let mut messages = Vec::with_capacity(deliveries.len());
+            for delivery in &deliveries {
+                match Envelope::<P>::from_json(&delivery.payload) {
+                    Ok(message) => messages.push(Received {
+                        message,
+                        delivery: delivery.clone(),
+                    }),
+                    Err(error) => {
+                        dead_letter(self.bus.as_ref(), &self.dead_letter_topic, delivery, &error)
+                            .await?;
+                    }
+                }
+            }
+            let batch = Batch {
+                messages,
+                deliveries,
+            };
+            if !batch.messages.is_empty() {
+                return Ok(batch);
+            }
+            self.commit_batch(&batch).await?;
+        }
+    }
+
+    /// Commits every delivery of `batch` (its messages and its dead letters), once the
+    /// batch's work is stored. A commit lost to a rebalance is not an error here (the
+    /// partition's next owner gets the messages again; processing is idempotent).
+    ///
+    /// # Errors
+    /// The bus's commit error.
+    pub async fn commit_batch(&mut self, batch: &Batch<P>) -> Result<(), BusError> {
+        match self.inner.commit_batch(&batch.deliveries).await {
+            Ok(()) | Err(BusError::Rebalanced { .. }) => Ok(()),
+            Err(error) => Err(error),
         }
     }
 

@@ -140,9 +140,35 @@ pub trait Store: Send + Sync + 'static {
     async fn record_analysis(&self, analysis: &Analysis)
     -> Result<Option<AnalysisIds>, StoreError>;
 
+    /// Stores several analyses in one transaction (one write lock and one commit instead of
+    /// one each): item `i` of the answer is what [`Store::record_analysis`] would answer for
+    /// `analyses[i]` (`None`: processed before, nothing of it written). All or nothing: an
+    /// error writes none of them. The default calls [`Store::record_analysis`] per item.
+    async fn record_analyses(
+        &self,
+        analyses: &[Analysis],
+    ) -> Result<Vec<Option<AnalysisIds>>, StoreError> {
+        let mut ids = Vec::with_capacity(analyses.len());
+        for analysis in analyses {
+            ids.push(self.record_analysis(analysis).await?);
+        }
+        Ok(ids)
+    }
+
     /// Records that `key` was handled; `true` the first time, `false` after. Use the
     /// `processed` field of the write methods to mark inside the work's own transaction.
     async fn mark_processed(&self, key: &ProcessedKey) -> Result<bool, StoreError>;
+
+    /// Records several handled keys in one transaction: item `i` of the answer is what
+    /// [`Store::mark_processed`] would answer for `keys[i]` in turn (a key repeated in
+    /// `keys` is `false` the second time). All or nothing. The default marks one by one.
+    async fn mark_processed_batch(&self, keys: &[ProcessedKey]) -> Result<Vec<bool>, StoreError> {
+        let mut fresh = Vec::with_capacity(keys.len());
+        for key in keys {
+            fresh.push(self.mark_processed(key).await?);
+        }
+        Ok(fresh)
+    }
 
     /// Creates the account with `initial_cash` and its first snapshot (at `at`) unless it
     /// exists; returns the current cash either way.

@@ -157,6 +157,57 @@ impl PgStore {
         Ok(result.rows_affected() == 1)
     }
 
+    /// Inserts the markers of `keys` in multi-row statements; item `i` is `true` when
+    /// `keys[i]` was new (a key repeated in `keys` is `false` after its first time).
+    async fn insert_processed_many(
+        tx: &mut Transaction<'static, Postgres>,
+        keys: &[ProcessedKey],
+    ) -> Result<Vec<bool>> {
+        let mut inserted = std::collections::HashSet::new();
+        for chunk in keys.chunks(super::BAR_CHUNK) {
+            let mut query = QueryBuilder::<Postgres>::new(
+                "INSERT INTO processed_messages (consumer, message_id) ",
+            );
+            query.push_values(chunk, |mut row, key| {
+                row.push_bind(&key.consumer).push_bind(key.message_id);
+            });
+            query.push(" ON CONFLICT DO NOTHING RETURNING consumer, message_id");
+            let rows = query
+                .build()
+                .fetch_all(&mut **tx)
+                .await
+                .map_err(StoreError::db("mark messages processed"))?;
+            for row in rows {
+                let consumer: String = row
+                    .try_get("consumer")
+                    .map_err(StoreError::db("read marker"))?;
+                let id: Uuid = row
+                    .try_get("message_id")
+                    .map_err(StoreError::db("read marker"))?;
+                inserted.insert((consumer, id));
+            }
+        }
+        Ok(keys
+            .iter()
+            .map(|key| inserted.remove(&(key.consumer.clone(), key.message_id)))
+            .collect())
+    }
+
+    /// Runs a multi-row `INSERT … RETURNING id`; the ids in ascending (row) order.
+    async fn returned_ids(
+        tx: &mut Transaction<'static, Postgres>,
+        mut query: QueryBuilder<Postgres>,
+        operation: &'static str,
+    ) -> Result<Vec<i64>> {
+        let mut ids: Vec<i64> = query
+            .build_query_scalar()
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(StoreError::db(operation))?;
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
     async fn insert_prediction_in(
         tx: &mut Transaction<'static, Postgres>,
         prediction: &Prediction,
@@ -479,6 +530,139 @@ impl Store for PgStore {
         }
         tx.commit().await.map_err(StoreError::db("commit"))?;
         Ok(Some(ids))
+    }
+
+    /// Multi-row statements: one per table and chunk (a round trip each) instead of one per
+    /// row. Row ids come back from `RETURNING` and are matched to the items in ascending
+    /// order: a sequence hands out the ids of one statement in the order of its rows.
+    async fn record_analyses(&self, analyses: &[Analysis]) -> Result<Vec<Option<AnalysisIds>>> {
+        for analysis in analyses {
+            if let Some(p) = &analysis.prediction {
+                finite("current_price", p.current_price)?;
+                finite("predicted_price", p.predicted_price)?;
+                seconds(p.timestamp)?;
+            }
+            if let Some(s) = &analysis.signal {
+                finite("confidence", s.confidence)?;
+                finite("price", s.price)?;
+                finite("predicted_price", s.predicted_price)?;
+                finite("expected_return", s.expected_return)?;
+                seconds(s.timestamp)?;
+            }
+            if let Some(a) = &analysis.anomaly {
+                finite("score", a.score)?;
+                seconds(a.timestamp)?;
+            }
+        }
+        let mut tx = self.begin().await?;
+        let keys: Vec<ProcessedKey> = analyses
+            .iter()
+            .filter_map(|a| a.processed.clone())
+            .collect();
+        let mut fresh = Self::insert_processed_many(&mut tx, &keys)
+            .await?
+            .into_iter();
+        let kept: Vec<&Analysis> = analyses
+            .iter()
+            .filter(|a| a.processed.is_none() || fresh.next() == Some(true))
+            .collect();
+        let mut answers: Vec<Option<AnalysisIds>> = Vec::with_capacity(analyses.len());
+        let mut kept_ids = vec![AnalysisIds::default(); kept.len()];
+        let predictions: Vec<(usize, &Prediction)> = kept
+            .iter()
+            .enumerate()
+            .filter_map(|(i, a)| Some((i, a.prediction.as_ref()?)))
+            .collect();
+        for chunk in predictions.chunks(super::BAR_CHUNK) {
+            let mut query = QueryBuilder::<Postgres>::new(
+                "INSERT INTO predictions (symbol, ts, current_price, predicted_price, model) ",
+            );
+            query.push_values(chunk, |mut row, (_, p)| {
+                row.push_bind(&p.symbol)
+                    .push_bind(seconds(p.timestamp).unwrap_or_default())
+                    .push_bind(p.current_price)
+                    .push_bind(p.predicted_price)
+                    .push_bind(&p.model);
+            });
+            query.push(" RETURNING id");
+            let ids = Self::returned_ids(&mut tx, query, "insert predictions").await?;
+            for ((i, _), id) in chunk.iter().zip(ids) {
+                kept_ids[*i].prediction = Some(id);
+            }
+        }
+        let signals: Vec<(usize, &SignalMessage)> = kept
+            .iter()
+            .enumerate()
+            .filter_map(|(i, a)| Some((i, a.signal.as_ref()?)))
+            .collect();
+        for chunk in signals.chunks(super::BAR_CHUNK) {
+            let mut query = QueryBuilder::<Postgres>::new(
+                "INSERT INTO signals (symbol, ts, action, confidence, price, predicted_price, \
+                 stop_loss, take_profit, expected_return) ",
+            );
+            query.push_values(chunk, |mut row, (_, s)| {
+                row.push_bind(&s.symbol)
+                    .push_bind(seconds(s.timestamp).unwrap_or_default())
+                    .push_bind(s.action.as_str())
+                    .push_bind(s.confidence)
+                    .push_bind(s.price)
+                    .push_bind(s.predicted_price)
+                    .push_bind(s.stop_loss)
+                    .push_bind(s.take_profit)
+                    .push_bind(s.expected_return);
+            });
+            query.push(" RETURNING id");
+            let ids = Self::returned_ids(&mut tx, query, "insert signals").await?;
+            for ((i, _), id) in chunk.iter().zip(ids) {
+                kept_ids[*i].signal = Some(id);
+            }
+        }
+        let anomalies: Vec<(usize, &AnomalyMessage)> = kept
+            .iter()
+            .enumerate()
+            .filter_map(|(i, a)| Some((i, a.anomaly.as_ref()?)))
+            .collect();
+        for chunk in anomalies.chunks(super::BAR_CHUNK) {
+            let mut query = QueryBuilder::<Postgres>::new(
+                "INSERT INTO anomalies (symbol, ts, score, is_anomaly) ",
+            );
+            query.push_values(chunk, |mut row, (_, a)| {
+                row.push_bind(&a.symbol)
+                    .push_bind(seconds(a.timestamp).unwrap_or_default())
+                    .push_bind(a.score)
+                    .push_bind(a.is_anomaly);
+            });
+            query.push(" RETURNING id");
+            let ids = Self::returned_ids(&mut tx, query, "insert anomalies").await?;
+            for ((i, _), id) in chunk.iter().zip(ids) {
+                kept_ids[*i].anomaly = Some(id);
+            }
+        }
+        tx.commit().await.map_err(StoreError::db("commit"))?;
+        let mut kept_ids = kept_ids.into_iter();
+        let mut kept_iter = kept.iter().peekable();
+        for analysis in analyses {
+            if kept_iter
+                .peek()
+                .is_some_and(|k| std::ptr::eq(**k, analysis))
+            {
+                kept_iter.next();
+                answers.push(kept_ids.next());
+            } else {
+                answers.push(None);
+            }
+        }
+        Ok(answers)
+    }
+
+    async fn mark_processed_batch(&self, keys: &[ProcessedKey]) -> Result<Vec<bool>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.begin().await?;
+        let fresh = Self::insert_processed_many(&mut tx, keys).await?;
+        tx.commit().await.map_err(StoreError::db("commit"))?;
+        Ok(fresh)
     }
 
     async fn mark_processed(&self, key: &ProcessedKey) -> Result<bool> {
