@@ -14,6 +14,7 @@
 //! The feed is lock-step (see `tests/support/mod.rs`): one bar at a time, the pipeline
 //! idle before the next, so the trade role sees the signals in a fixed order.
 
+mod stores;
 mod support;
 
 use std::collections::BTreeMap;

@@ -15,6 +15,7 @@
 //! exports `QUANTCORE_TEST_PG_CTL`, `QUANTCORE_TEST_PGDATA`, `QUANTCORE_TEST_PGLOG` and
 //! `QUANTCORE_TEST_PG_USER`.
 
+mod stores;
 mod support;
 
 use std::collections::{BTreeMap, HashSet};

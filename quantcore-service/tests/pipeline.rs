@@ -2,9 +2,12 @@
 //! SQLite and the in-process bus, then check the stored money against an independent
 //! replay of the stored trades through the core portfolio.
 
+mod stores;
+
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
+use stores::{postgres, sqlite};
 
 use quantcore::execution::Fill;
 use quantcore::order::Instrument;
@@ -12,7 +15,7 @@ use quantcore::portfolio::Portfolio;
 use quantcore_service::bus::{self, Bus, MemoryBus};
 use quantcore_service::messages::{Envelope, SignalAction, SignalMessage, topics};
 use quantcore_service::roles::{self, MlSettings, Stats, TradeSettings};
-use quantcore_service::store::{self, OrderStatus, Side, Store};
+use quantcore_service::store::{OrderStatus, Side, Store};
 use tokio::task::JoinSet;
 
 const BARS: usize = 250;
@@ -31,39 +34,6 @@ async fn wait_for(what: &str, done: impl Fn() -> bool) {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-async fn sqlite() -> (Arc<dyn Store>, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("e2e.db").display());
-    (store::open(&url, 4).await.unwrap(), dir)
-}
-
-/// A migrated PostgreSQL store in a schema of its own, or `None` when PostgreSQL tests are
-/// explicitly skipped (`QUANTCORE_SKIP_POSTGRES=1`).
-///
-/// # Panics
-/// When `QUANTCORE_TEST_DATABASE_URL` is unset and the tests are not skipped.
-async fn postgres() -> Option<Arc<dyn Store>> {
-    let Ok(url) = std::env::var("QUANTCORE_TEST_DATABASE_URL") else {
-        if std::env::var("QUANTCORE_SKIP_POSTGRES").as_deref() == Ok("1") {
-            let _ = std::io::Write::write_all(
-                &mut std::io::stderr(),
-                b"SKIPPED: PostgreSQL test (QUANTCORE_SKIP_POSTGRES=1)\n",
-            );
-            return None;
-        }
-        panic!(
-            "QUANTCORE_TEST_DATABASE_URL is not set: run through scripts/with-postgres.sh, \
-             or set QUANTCORE_SKIP_POSTGRES=1 to skip explicitly"
-        );
-    };
-    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
-    let store = store::PgStore::connect_in_schema(&url, &schema, 4)
-        .await
-        .unwrap();
-    store.migrate().await.unwrap();
-    Some(Arc::new(store))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,9 +8,12 @@
 //! On SQLite and the in-process bus (the ml role's logic is backend-neutral; the fill
 //! plan runs on both backends in `store_conformance`), and on PostgreSQL for the fill plan.
 
+mod stores;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+use stores::sqlite;
 
 use quantcore::order::Side;
 use quantcore::risk::RiskLimits;
@@ -19,14 +22,8 @@ use quantcore_service::messages::{
     Envelope, MarketDataMessage, SignalAction, SignalMessage, topics,
 };
 use quantcore_service::roles::{self, MlSettings, OrderIntent, OrderResult, Stats, TradeSettings};
-use quantcore_service::store::{self, Store};
+use quantcore_service::store::Store;
 use tokio::task::JoinSet;
-
-async fn sqlite() -> (Arc<dyn Store>, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("redelivery.db").display());
-    (store::open(&url, 4).await.unwrap(), dir)
-}
 
 async fn wait_for(what: &str, done: impl Fn() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
@@ -229,16 +226,8 @@ async fn the_fill_plan_sees_the_whole_portfolio_on_sqlite() {
 
 #[tokio::test]
 async fn the_fill_plan_sees_the_whole_portfolio_on_postgres() {
-    let Ok(url) = std::env::var("QUANTCORE_TEST_DATABASE_URL") else {
-        if std::env::var("QUANTCORE_SKIP_POSTGRES").as_deref() == Ok("1") {
-            return;
-        }
-        panic!("QUANTCORE_TEST_DATABASE_URL is not set: run through scripts/with-postgres.sh");
+    let Some(store) = stores::postgres().await else {
+        return;
     };
-    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
-    let store = store::PgStore::connect_in_schema(&url, &schema, 4)
-        .await
-        .unwrap();
-    store.migrate().await.unwrap();
-    fraction_of_equity_uses_the_whole_portfolio(Arc::new(store)).await;
+    fraction_of_equity_uses_the_whole_portfolio(store).await;
 }

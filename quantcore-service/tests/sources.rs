@@ -8,8 +8,11 @@
 //! and publishes only bars after the last stored one; a failing poll does not stop the
 //! poller.
 
+mod stores;
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use stores::sqlite;
 
 use axum::Router;
 use axum::body::Body;
@@ -24,7 +27,6 @@ use quantcore_service::sources::{
     self, AlpacaClient, AlpacaKeys, AlpacaSettings, BarSource, RetryPolicy, SourceError,
     YahooClient,
 };
-use quantcore_service::store::{self, Store};
 
 fn fixture(path: &str) -> Vec<u8> {
     let path = format!(
@@ -447,12 +449,6 @@ fn alpaca_page(bars: &[(&str, f64)]) -> Vec<u8> {
         bars.join(",")
     )
     .into_bytes()
-}
-
-async fn sqlite() -> (Arc<dyn Store>, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("sources.db").display());
-    (store::open(&url, 2).await.unwrap(), dir)
 }
 
 #[tokio::test]

@@ -6,51 +6,21 @@
 //! exit prices are computed by hand from the core's rules: the exit is at the level, or at
 //! the open when the bar opens through it, less 5 bps of slippage on the sell.
 
+mod stores;
+
 use std::sync::Arc;
 use std::time::Duration;
+use stores::{postgres, sqlite};
 
 use quantcore::risk::ExitReason;
 use quantcore_service::bus::{self, Bus, MemoryBus};
 use quantcore_service::messages::{Envelope, MarketDataMessage, topics};
 use quantcore_service::roles::{self, ExitOutcome, OrderIntent, OrderResult, Stats, TradeSettings};
-use quantcore_service::store::{self, ExitLevels, ProcessedKey, Side, Store};
+use quantcore_service::store::{ExitLevels, ProcessedKey, Side, Store};
 
 const CASH: f64 = 100_000.0;
 const SLIPPAGE: f64 = 0.0005;
 const COMMISSION: f64 = 0.001;
-
-async fn sqlite() -> (Arc<dyn Store>, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("stops.db").display());
-    (store::open(&url, 4).await.unwrap(), dir)
-}
-
-/// A migrated PostgreSQL store in a schema of its own, or `None` when PostgreSQL tests are
-/// explicitly skipped (`QUANTCORE_SKIP_POSTGRES=1`).
-///
-/// # Panics
-/// When `QUANTCORE_TEST_DATABASE_URL` is unset and the tests are not skipped.
-async fn postgres() -> Option<Arc<dyn Store>> {
-    let Ok(url) = std::env::var("QUANTCORE_TEST_DATABASE_URL") else {
-        if std::env::var("QUANTCORE_SKIP_POSTGRES").as_deref() == Ok("1") {
-            let _ = std::io::Write::write_all(
-                &mut std::io::stderr(),
-                b"SKIPPED: PostgreSQL test (QUANTCORE_SKIP_POSTGRES=1)\n",
-            );
-            return None;
-        }
-        panic!(
-            "QUANTCORE_TEST_DATABASE_URL is not set: run through scripts/with-postgres.sh, \
-             or set QUANTCORE_SKIP_POSTGRES=1 to skip explicitly"
-        );
-    };
-    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
-    let store = store::PgStore::connect_in_schema(&url, &schema, 4)
-        .await
-        .unwrap();
-    store.migrate().await.unwrap();
-    Some(Arc::new(store))
-}
 
 fn approx(actual: f64, expected: f64, what: &str) {
     assert!(

@@ -16,7 +16,10 @@
 //! `QUANTCORE_SKIP_POSTGRES=1` is set (then they print that they were skipped). Each
 //! PostgreSQL test works in its own schema, so the tests run in parallel.
 
+mod stores;
+
 use std::sync::Arc;
+use stores::postgres_store;
 
 use chrono::{DateTime, TimeZone, Utc};
 use quantcore::data::Bar;
@@ -847,33 +850,6 @@ async fn sqlite_store() -> (Arc<dyn Store>, tempfile::TempDir) {
     let store = SqliteStore::connect(&url, 4).await.unwrap();
     store.migrate().await.unwrap();
     (Arc::new(store), dir)
-}
-
-/// A migrated PostgreSQL store in a schema of its own, or `None` when PostgreSQL tests are
-/// explicitly skipped.
-///
-/// # Panics
-/// When `QUANTCORE_TEST_DATABASE_URL` is unset and `QUANTCORE_SKIP_POSTGRES` is not `1`.
-async fn postgres_store() -> Option<Arc<PgStore>> {
-    let Ok(url) = std::env::var("QUANTCORE_TEST_DATABASE_URL") else {
-        if std::env::var("QUANTCORE_SKIP_POSTGRES").as_deref() == Ok("1") {
-            // Straight to stderr, past the test harness capture: a skip is never silent.
-            let _ = std::io::Write::write_all(
-                &mut std::io::stderr(),
-                b"SKIPPED: PostgreSQL test (QUANTCORE_SKIP_POSTGRES=1)\n",
-            );
-            return None;
-        }
-        panic!(
-            "QUANTCORE_TEST_DATABASE_URL is not set. Run the tests through \
-             `scripts/with-postgres.sh cargo test -p quantcore-service --locked`, which starts \
-             a throwaway PostgreSQL, or set QUANTCORE_SKIP_POSTGRES=1 to skip them explicitly"
-        );
-    };
-    let schema = format!("t_{}", Uuid::new_v4().simple());
-    let store = PgStore::connect_in_schema(&url, &schema, 4).await.unwrap();
-    store.migrate().await.unwrap();
-    Some(Arc::new(store))
 }
 
 /// Drops the test's schema (best effort: the throwaway cluster goes anyway).

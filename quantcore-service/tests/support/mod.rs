@@ -76,27 +76,7 @@ pub struct Deployment {
     pub run_id: String,
 }
 
-/// Reads `QUANTCORE_TEST_DATABASE_URL`, or returns `None` when PostgreSQL tests are skipped
-/// explicitly (`QUANTCORE_SKIP_POSTGRES=1`).
-///
-/// # Panics
-/// When the variable is unset and the tests are not skipped.
-pub fn postgres_url() -> Option<String> {
-    if let Ok(url) = std::env::var("QUANTCORE_TEST_DATABASE_URL") {
-        return Some(url);
-    }
-    if std::env::var("QUANTCORE_SKIP_POSTGRES").as_deref() == Ok("1") {
-        let _ = std::io::Write::write_all(
-            &mut std::io::stderr(),
-            b"SKIPPED: PostgreSQL test (QUANTCORE_SKIP_POSTGRES=1)\n",
-        );
-        return None;
-    }
-    panic!(
-        "QUANTCORE_TEST_DATABASE_URL is not set: run through scripts/with-postgres.sh, \
-         or set QUANTCORE_SKIP_POSTGRES=1 to skip explicitly"
-    );
-}
+pub use crate::stores::postgres_url;
 
 fn run_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
