@@ -3,12 +3,12 @@
 //! parameters, and the ml role switching from the fallback forecast to the saved model,
 //! whose predictions equal the core's `LstmPredictor` loaded from the same folder.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{get, request, sqlite_with_acme};
+use crate::common::{get, request, sqlite_with_acme};
 use quantcore::ml::lstm::LstmPredictor;
 use quantcore_service::api::AppState;
 use quantcore_service::bus::{self, Bus, MemoryBus};

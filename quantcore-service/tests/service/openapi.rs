@@ -2,11 +2,11 @@
 //! `api::ROUTES` (and nothing else), bearer auth on the mutating ones, resolvable `$ref`s, and
 //! schemas whose field names match what the endpoints really answer.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 
-use common::{get, request, sqlite_with_acme};
+use crate::common::{get, request, sqlite_with_acme};
 use quantcore_service::api::{AppState, ROUTES};
 use quantcore_service::messages::{AnomalyMessage, SignalAction, SignalMessage};
 use quantcore_service::roles::TradeSettings;

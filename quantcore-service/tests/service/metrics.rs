@@ -2,12 +2,12 @@
 //! SQLite and the in-process bus, through the instrumented bus) and some HTTP requests: each
 //! counter moved by what the store and the requests say it should.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{get, request, samples, sqlite_with_acme};
+use crate::common::{get, request, samples, sqlite_with_acme};
 use quantcore_service::api::AppState;
 use quantcore_service::bus::{Bus, MemoryBus};
 use quantcore_service::messages::topics;

@@ -8,12 +8,12 @@
 //! On SQLite and the in-process bus (the ml role's logic is backend-neutral; the fill
 //! plan runs on both backends in `store_conformance`), and on PostgreSQL for the fill plan.
 
-mod stores;
+use crate::stores;
 
+use crate::stores::sqlite;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use stores::sqlite;
 
 use quantcore::order::Side;
 use quantcore::risk::RiskLimits;

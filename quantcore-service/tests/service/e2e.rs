@@ -14,11 +14,11 @@
 //! The feed is lock-step (see `tests/support/mod.rs`): one bar at a time, the pipeline
 //! idle before the next, so the trade role sees the signals in a fixed order.
 
-mod stores;
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 
+use crate::support::{Deployment, Pipeline, sample_feed};
 use quantcore::execution::ExecutionModel;
 use quantcore::order::{Instrument, Order, Side as CoreSide, SizingInput};
 use quantcore::portfolio::Portfolio;
@@ -26,7 +26,6 @@ use quantcore::risk::check_risk_limits;
 use quantcore_service::messages::{SignalAction, SignalMessage};
 use quantcore_service::roles::{self, Stats, TradeSettings};
 use quantcore_service::store::{OrderStatus, Side, Store};
-use support::{Deployment, Pipeline, sample_feed};
 
 const SYMBOLS: [&str; 3] = ["ACME", "GLOBEX", "INITECH"];
 const BARS: usize = 160;

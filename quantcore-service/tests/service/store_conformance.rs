@@ -16,10 +16,8 @@
 //! `QUANTCORE_SKIP_POSTGRES=1` is set (then they print that they were skipped). Each
 //! PostgreSQL test works in its own schema, so the tests run in parallel.
 
-mod stores;
-
+use crate::stores::postgres_store;
 use std::sync::Arc;
-use stores::postgres_store;
 
 use chrono::{DateTime, TimeZone, Utc};
 use quantcore::data::Bar;

@@ -2,12 +2,10 @@
 //! SQLite and the in-process bus, then check the stored money against an independent
 //! replay of the stored trades through the core portfolio.
 
-mod stores;
-
+use crate::stores::{postgres, sqlite};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
-use stores::{postgres, sqlite};
 
 use quantcore::execution::Fill;
 use quantcore::order::Instrument;

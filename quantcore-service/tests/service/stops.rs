@@ -6,11 +6,9 @@
 //! exit prices are computed by hand from the core's rules: the exit is at the level, or at
 //! the open when the bar opens through it, less 5 bps of slippage on the sell.
 
-mod stores;
-
+use crate::stores::{postgres, sqlite};
 use std::sync::Arc;
 use std::time::Duration;
-use stores::{postgres, sqlite};
 
 use quantcore::risk::ExitReason;
 use quantcore_service::bus::{self, Bus, MemoryBus};

@@ -8,11 +8,9 @@
 //! and publishes only bars after the last stored one; a failing poll does not stop the
 //! poller.
 
-mod stores;
-
+use crate::stores::sqlite;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use stores::sqlite;
 
 use axum::Router;
 use axum::body::Body;
