@@ -154,7 +154,7 @@ impl Backtester {
             // when an order needs it, instead of a cache miss per order.
             timestamps.push(timestamp);
             engine.before_close(0, series, row)?;
-            engine.mark_close(0, series, row)?;
+            engine.mark_close(0, series, row);
             engine.decide(0, series, row, strategy)?;
             engine.record_equity();
         }
@@ -267,10 +267,11 @@ impl<'c> Engine<'c> {
         Ok(())
     }
 
-    /// Step 4: marks the symbol at the bar's close.
+    /// Step 4: marks the symbol at the bar's close (a series' prices are checked when
+    /// it is built, so there is nothing to check here).
     #[inline(always)]
-    pub(crate) fn mark_close(&mut self, s: usize, series: &BarSeries, row: usize) -> Result<()> {
-        self.portfolio.mark(SymbolId(s as u32), series.close()[row])
+    pub(crate) fn mark_close(&mut self, s: usize, series: &BarSeries, row: usize) {
+        self.portfolio.mark_valid(s, series.close()[row]);
     }
 
     /// Step 5: asks the strategy and acts on the decision.

@@ -121,7 +121,7 @@ impl Backtester {
             for (i, s) in series.iter().enumerate() {
                 if let Some(row) = active[i] {
                     engine.before_close(i, s, row)?;
-                    engine.mark_close(i, s, row)?;
+                    engine.mark_close(i, s, row);
                 }
             }
             for (i, s) in series.iter().enumerate() {

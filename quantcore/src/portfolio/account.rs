@@ -189,6 +189,15 @@ impl Portfolio {
         Ok(())
     }
 
+    /// Marks `SymbolId(index)` at a price already known to be finite and positive, such
+    /// as a [`BarSeries`](crate::BarSeries) close (the series checked every price when
+    /// it was built): the backtester's once-per-bar mark, without a check or a `Result`.
+    #[inline(always)]
+    pub(crate) fn mark_valid(&mut self, index: usize, price: f64) {
+        debug_assert!(price.is_finite() && price > 0.0, "mark_valid({price})");
+        self.positions[index].current_price = price;
+    }
+
     /// Marks every symbol: `prices[i]` is the price of `SymbolId(i)`.
     ///
     /// # Errors
