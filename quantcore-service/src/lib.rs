@@ -21,7 +21,7 @@
 //! file, `QUANTCORE_*` environment variables and command-line flags.
 //!
 //! # Testing
-//! Both conformance suites (`tests/store_conformance.rs`, `tests/bus_conformance.rs`) run
+//! Both conformance suites (`tests/service/store_conformance.rs`, `tests/service/bus_conformance.rs`) run
 //! every scenario on every implementation. PostgreSQL is real, started by a script:
 //!
 //! ```text

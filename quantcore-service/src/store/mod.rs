@@ -18,7 +18,7 @@
 //! `orders`. SQLite (`migrations/sqlite`) has the same tables and the same two triggers
 //! written in SQLite's trigger language; where Postgres calls a procedure, the SQLite store
 //! computes the same thing in Rust. The conformance suite
-//! (`quantcore-service/tests/store_conformance.rs`) runs one set of scenarios against both
+//! (`quantcore-service/tests/service/store_conformance.rs`) runs one set of scenarios against both
 //! and checks they agree.
 //!
 //! # Fills
