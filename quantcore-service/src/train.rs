@@ -48,7 +48,9 @@ pub enum TrainError {
     )]
     WindowTooLarge { window: usize, max: usize },
     /// The store holds too few bars of the symbol.
-    #[error("{symbol}: {actual} bars stored, training needs at least {required}")]
+    #[error(
+        "{symbol}: {actual} bars stored, training needs at least {required} (ingest first: `quantcore-service ingest`, or `run`)"
+    )]
     NotEnoughBars {
         symbol: String,
         required: usize,
