@@ -66,8 +66,9 @@
 //! inside the fill's transaction the store hands the locked cash and position to a
 //! [`FillPlan`] that checks again and books the fill with the core's `Portfolio::apply_fill`.
 //! Every signal is processed once: the idempotency marker is written in the fill's own
-//! transaction (or, when no order results, with the other such markers of its batch in one
-//! transaction before the batch is committed).
+//! transaction (or, when no order results or the core's risk check refuses the order, with
+//! the other such markers of its batch in one transaction before the batch is committed; a
+//! refusal is counted once that marker shows it is not a redelivered signal's).
 //!
 //! # Stop-loss and take-profit
 //! A BUY signal's `stop_loss` and `take_profit` go with its order
@@ -1178,6 +1179,28 @@ pub async fn execute_on_portfolio(
     exits: ExitLevels,
     processed: Option<ProcessedKey>,
 ) -> Result<OrderResult, RoleError> {
+    let marker = processed.clone();
+    match fill_on_portfolio(store, settings, portfolio, intent, exits, processed).await? {
+        // Refused before the store: the marker is written alone.
+        refused @ OrderResult::Refused { .. } => match marker {
+            Some(key) if !store.mark_processed(&key).await? => Ok(OrderResult::Duplicate),
+            _ => Ok(refused),
+        },
+        result => Ok(result),
+    }
+}
+
+/// [`execute_on_portfolio`] without writing the marker of an order the risk check refuses
+/// (the caller writes it, as the trade role does with the other markers of its batch):
+/// `processed` only goes with a fill.
+async fn fill_on_portfolio(
+    store: &dyn Store,
+    settings: &TradeSettings,
+    portfolio: &Portfolio,
+    intent: &OrderIntent,
+    exits: ExitLevels,
+    processed: Option<ProcessedKey>,
+) -> Result<OrderResult, RoleError> {
     let id = portfolio.resolve(&intent.symbol)?;
     let order_id = Uuid::now_v7();
     let core_order = Order::market(
@@ -1199,11 +1222,6 @@ pub async fn execute_on_portfolio(
         fill.price,
         &commission_model,
     ) {
-        if let Some(key) = &processed
-            && !store.mark_processed(key).await?
-        {
-            return Ok(OrderResult::Duplicate);
-        }
         return Ok(OrderResult::Refused {
             reason: violation.to_string(),
             code: refusal_code(&RefusalCause::Risk(&violation)),
@@ -1395,10 +1413,11 @@ pub async fn trade_role(
             .await?;
     loop {
         // Signals are handled one by one (each order is its own transaction, its marker
-        // inside it); the markers of signals without an order are written together at the
-        // end of the batch, and the batch is committed after that.
+        // inside it); the markers of signals without an order or with an order the risk
+        // check refused are written together at the end of the batch, and the batch is
+        // committed after that.
         let batch = consumer.next_batch(ML_BATCH, Duration::ZERO).await?;
-        let mut deferred = Vec::new();
+        let mut deferred: Vec<Deferred> = Vec::new();
         // The portfolio read for the batch, kept while no order of the batch changes it.
         let mut cached = None;
         for received in &batch.messages {
@@ -1413,15 +1432,41 @@ pub async fn trade_role(
             .await;
         }
         // The markers of signals that gave no order, in one transaction, before the commit.
-        if let Err(error) = retry_transient("trade: mark signals", || {
-            store.mark_processed_batch(&deferred)
-        })
-        .await
-        {
-            tracing::error!(signals = deferred.len(), %error, "trade: markers not stored");
+        let keys: Vec<ProcessedKey> = deferred.iter().map(|d| d.key.clone()).collect();
+        match retry_transient("trade: mark signals", || store.mark_processed_batch(&keys)).await {
+            Ok(fresh) => {
+                for (deferred, fresh) in deferred.into_iter().zip(fresh) {
+                    let Some(refusal) = deferred.refusal else {
+                        continue;
+                    };
+                    if fresh {
+                        stats.record_refusal(refusal.code);
+                        tracing::info!(symbol = %refusal.symbol, side = refusal.side, reason = %refusal.reason, "order refused by risk check");
+                    } else {
+                        tracing::debug!(id = %deferred.key.message_id, "signal already processed");
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::error!(signals = keys.len(), %error, "trade: markers not stored");
+            }
         }
         consumer.commit_batch(&batch).await?;
     }
+}
+
+/// A signal of the trade role's batch whose marker is written with the batch's: it gave no
+/// order, or one the risk check refused (counted once the marker shows it is not a repeat).
+struct Deferred {
+    key: ProcessedKey,
+    refusal: Option<DeferredRefusal>,
+}
+
+struct DeferredRefusal {
+    symbol: String,
+    side: &'static str,
+    reason: String,
+    code: &'static str,
 }
 
 /// Handles one signal of the trade role: errors are logged (a transient store error is
@@ -1431,7 +1476,7 @@ async fn handle_signal(
     settings: &TradeSettings,
     stats: &Stats,
     received: &bus::Received<SignalMessage>,
-    deferred: &mut Vec<ProcessedKey>,
+    deferred: &mut Vec<Deferred>,
     cached: &mut Option<Portfolio>,
 ) {
     {
@@ -1449,7 +1494,7 @@ async fn handle_signal(
                 };
                 match order_on_portfolio(settings, &portfolio, signal)? {
                     Some(intent) => {
-                        let result = execute_on_portfolio(
+                        let result = fill_on_portfolio(
                             store,
                             settings,
                             &portfolio,
@@ -1509,15 +1554,23 @@ async fn handle_signal(
                     portfolio_value = format_args!("{value:.2}"), "order filled"
                 );
             }
+            // Counted and logged with the batch's markers (see `trade_role`).
             Ok(Some((intent, OrderResult::Refused { reason, code }))) => {
-                stats.record_refusal(code);
-                tracing::info!(symbol = %intent.symbol, side = intent.side.as_str(), %reason, "order refused by risk check");
+                deferred.push(Deferred {
+                    key,
+                    refusal: Some(DeferredRefusal {
+                        symbol: intent.symbol,
+                        side: intent.side.as_str(),
+                        reason,
+                        code,
+                    }),
+                });
             }
             Ok(Some((_, OrderResult::Duplicate))) => {
                 tracing::debug!(id = %received.message.id, "signal already processed");
             }
             Ok(None) => {
-                deferred.push(key);
+                deferred.push(Deferred { key, refusal: None });
                 tracing::debug!(symbol = %signal.symbol, action = signal.action.as_str(), "no order for signal");
             }
             Err(RoleError::Store(
