@@ -59,10 +59,12 @@
 //! A BUY is sized with `Sizing::Confidence { max_fraction }` on the portfolio's equity (cash
 //! plus positions at their last marks); a SELL closes the long position (short selling is
 //! off by default). The portfolio is rebuilt from the store for sizing and the risk check:
-//! once per signal, except that the signals of one batch (received together) that lead to
-//! no order or to a refusal before the store leave it as it was, so the next signal of the
-//! batch reuses it (it is read again after every fill; marks written meanwhile by the
-//! position updater are then at most one batch old);
+//! once per batch (received together; again for a symbol it lacks or after a fill the
+//! store reports as a duplicate): the signals of the batch that lead to no order or
+//! to a refusal before the store leave it as it was, and a fill changes it as the store
+//! booked it (the cash after and the position, marked at the fill price, that the fill's
+//! transaction wrote), so the next signal of the batch reuses it without reading the store
+//! again (marks written meanwhile by the position updater are at most one batch old);
 //! inside the fill's transaction the store hands the locked cash and position to a
 //! [`FillPlan`] that checks again and books the fill with the core's `Portfolio::apply_fill`.
 //! Every signal is processed once: the idempotency marker is written in the fill's own
@@ -1110,6 +1112,24 @@ pub async fn load_portfolio(
     Ok(portfolio)
 }
 
+/// `portfolio` with a fill of `symbol` booked as the store booked it (its cash after, and
+/// the position at `state` marked at the fill `price`); `None` when the core refuses the
+/// numbers (the caller then reads the store again).
+fn after_fill(
+    mut portfolio: Portfolio,
+    symbol: &str,
+    state: PositionState,
+    price: f64,
+    cash_after: f64,
+) -> Option<Portfolio> {
+    let id = portfolio.resolve(symbol).ok()?;
+    portfolio.restore_cash(cash_after).ok()?;
+    portfolio
+        .restore_position(position_of(id, state, Some(price)))
+        .ok()?;
+    Some(portfolio)
+}
+
 fn position_of(
     id: quantcore::order::SymbolId,
     state: PositionState,
@@ -1180,7 +1200,10 @@ pub async fn execute_on_portfolio(
     processed: Option<ProcessedKey>,
 ) -> Result<OrderResult, RoleError> {
     let marker = processed.clone();
-    match fill_on_portfolio(store, settings, portfolio, intent, exits, processed).await? {
+    match fill_on_portfolio(store, settings, portfolio, intent, exits, processed)
+        .await?
+        .0
+    {
         // Refused before the store: the marker is written alone.
         refused @ OrderResult::Refused { .. } => match marker {
             Some(key) if !store.mark_processed(&key).await? => Ok(OrderResult::Duplicate),
@@ -1192,7 +1215,7 @@ pub async fn execute_on_portfolio(
 
 /// [`execute_on_portfolio`] without writing the marker of an order the risk check refuses
 /// (the caller writes it, as the trade role does with the other markers of its batch):
-/// `processed` only goes with a fill.
+/// `processed` only goes with a fill. With a fill, also the position the store booked.
 async fn fill_on_portfolio(
     store: &dyn Store,
     settings: &TradeSettings,
@@ -1200,7 +1223,7 @@ async fn fill_on_portfolio(
     intent: &OrderIntent,
     exits: ExitLevels,
     processed: Option<ProcessedKey>,
-) -> Result<OrderResult, RoleError> {
+) -> Result<(OrderResult, Option<PositionState>), RoleError> {
     let id = portfolio.resolve(&intent.symbol)?;
     let order_id = Uuid::now_v7();
     let core_order = Order::market(
@@ -1222,10 +1245,11 @@ async fn fill_on_portfolio(
         fill.price,
         &commission_model,
     ) {
-        return Ok(OrderResult::Refused {
+        let refused = OrderResult::Refused {
             reason: violation.to_string(),
             code: refusal_code(&RefusalCause::Risk(&violation)),
-        });
+        };
+        return Ok((refused, None));
     }
     let limits = settings.limits;
     let initial = settings.initial_cash;
@@ -1310,13 +1334,16 @@ async fn fill_on_portfolio(
         processed,
     };
     match store.execute_fill(&request, plan).await? {
-        FillOutcome::Duplicate => Ok(OrderResult::Duplicate),
-        FillOutcome::Filled(receipt) => Ok(OrderResult::Filled {
-            order_id,
-            price: fill.price,
-            commission: fill.commission,
-            cash_after: receipt.cash_after,
-        }),
+        FillOutcome::Duplicate => Ok((OrderResult::Duplicate, None)),
+        FillOutcome::Filled(receipt) => Ok((
+            OrderResult::Filled {
+                order_id,
+                price: fill.price,
+                commission: fill.commission,
+                cash_after: receipt.cash_after,
+            },
+            Some(receipt.position),
+        )),
     }
 }
 
@@ -1494,7 +1521,7 @@ async fn handle_signal(
                 };
                 match order_on_portfolio(settings, &portfolio, signal)? {
                     Some(intent) => {
-                        let result = fill_on_portfolio(
+                        let (result, booked) = fill_on_portfolio(
                             store,
                             settings,
                             &portfolio,
@@ -1506,9 +1533,27 @@ async fn handle_signal(
                             Some(key.clone()),
                         )
                         .await?;
-                        // Refused before the store: the books did not change.
-                        if matches!(result, OrderResult::Refused { .. }) {
-                            *cached = Some(portfolio);
+                        match (&result, booked) {
+                            // Refused before the store: the books did not change.
+                            (OrderResult::Refused { .. }, _) => *cached = Some(portfolio),
+                            // Filled: the books as the store now holds them (cash, and
+                            // the position marked at the fill price), as a reload would
+                            // read them.
+                            (
+                                OrderResult::Filled {
+                                    price, cash_after, ..
+                                },
+                                Some(state),
+                            ) => {
+                                *cached = after_fill(
+                                    portfolio,
+                                    &intent.symbol,
+                                    state,
+                                    *price,
+                                    *cash_after,
+                                );
+                            }
+                            _ => {}
                         }
                         Ok(Some((intent, result)))
                     }

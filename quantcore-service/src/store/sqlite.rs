@@ -215,7 +215,10 @@ impl SqliteStore {
                 let id: String = row
                     .try_get("message_id")
                     .map_err(StoreError::db("read marker"))?;
-                inserted.insert((consumer, parse_uuid("processed_messages", "message_id", id)?));
+                inserted.insert((
+                    consumer,
+                    parse_uuid("processed_messages", "message_id", id)?,
+                ));
             }
         }
         Ok(keys
@@ -782,28 +785,27 @@ impl Store for SqliteStore {
         {
             return Ok(FillOutcome::Duplicate);
         }
-        let cash: f64 = sqlx::query_scalar("SELECT cash FROM account WHERE id = 1")
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(StoreError::db("lock account"))?
-            .ok_or(StoreError::NoAccount)?;
-        let position = sqlx::query(
-            "SELECT quantity, average_price, realized_pnl FROM positions WHERE symbol = ?",
+        // The cash and the position in one statement (one round trip to the connection's
+        // worker thread); no position row reads as zeros.
+        let row = sqlx::query(
+            "SELECT a.cash, p.quantity, p.average_price, p.realized_pnl \
+             FROM account a LEFT JOIN positions p ON p.symbol = ? WHERE a.id = 1",
         )
         .bind(&order.symbol)
         .fetch_optional(&mut *tx)
         .await
-        .map_err(StoreError::db("lock position"))?
-        .map(|row| -> std::result::Result<PositionState, sqlx::Error> {
-            Ok(PositionState {
-                quantity: row.try_get("quantity")?,
-                average_price: row.try_get("average_price")?,
-                realized_pnl: row.try_get("realized_pnl")?,
-            })
-        })
-        .transpose()
-        .map_err(StoreError::db("read position"))?
-        .unwrap_or_default();
+        .map_err(StoreError::db("lock account and position"))?
+        .ok_or(StoreError::NoAccount)?;
+        let read = |e| StoreError::db("read position")(e);
+        let cash: f64 = row.try_get("cash").map_err(read)?;
+        let position = match row.try_get::<Option<f64>, _>("quantity").map_err(read)? {
+            Some(quantity) => PositionState {
+                quantity,
+                average_price: row.try_get("average_price").map_err(read)?,
+                realized_pnl: row.try_get("realized_pnl").map_err(read)?,
+            },
+            None => PositionState::default(),
+        };
 
         sqlx::query(
             "INSERT INTO orders (id, symbol, side, kind, quantity, limit_price, status, created_at) \
