@@ -328,14 +328,14 @@ mod scenarios {
         let analysis = |n: usize| Analysis {
             processed: Some(keys[n].clone()),
             // Every item but each 7th has a prediction; each 3rd a signal; odd ones a score.
-            prediction: (n % 7 != 0).then(|| Prediction {
+            prediction: (!n.is_multiple_of(7)).then(|| Prediction {
                 symbol: "ACME".into(),
                 timestamp: at(n),
                 current_price: 10.0,
                 predicted_price: n as f64,
                 model: "sma-trend".into(),
             }),
-            signal: (n % 3 == 0).then(|| SignalMessage {
+            signal: n.is_multiple_of(3).then(|| SignalMessage {
                 symbol: "ACME".into(),
                 timestamp: at(n),
                 action: SignalAction::Buy,
@@ -413,8 +413,8 @@ mod scenarios {
             }
         }
         let new = |every: fn(usize) -> bool| (100..N).filter(|n| every(*n)).count();
-        assert_eq!(predictions.len(), new(|n| n % 7 != 0));
-        assert_eq!(signals.len(), new(|n| n % 3 == 0));
+        assert_eq!(predictions.len(), new(|n| !n.is_multiple_of(7)));
+        assert_eq!(signals.len(), new(|n| n.is_multiple_of(3)));
         assert_eq!(anomalies.len(), new(|n| n % 2 == 1));
         // Rows read back in batch order, with their own values.
         assert!(
