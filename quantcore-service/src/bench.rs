@@ -33,6 +33,16 @@
 //! | embedded, paced: p50 / p99 bar-to-order | - | 1,000 bars/s: 4.9 / 29 ms; 1,500 bars/s: 727 / 1,341 ms |
 //! | PostgreSQL + Kafka mock, paced (400 bars/symbol) | - | 1,000 bars/s: 29 / 46 ms; 1,500 bars/s: 44 / 112 ms |
 //!
+//! After multi-row SQLite batch writes (analyses and markers: one statement per table and
+//! batch instead of four per bar), risk-refused signals marked with the trade role's batch
+//! and the trade role's portfolio kept across a batch's fills (same machine, quieter):
+//! embedded unpaced 12,400-12,900 bars/s; PostgreSQL + Kafka mock unpaced 7,400-7,800
+//! bars/s; paced 1,000 bars/s p50 / p99: embedded 5-10 / 17-72 ms (noisy), PostgreSQL +
+//! mock 27 / 42-46 ms. What bounds the unpaced run now is the trade role's serial fills
+//! (one per order, 9 round trips each to the SQLite connection's worker thread, about 40 %
+//! of the CPU time in the kernel's thread switches) and the anomaly forest (about 15 %);
+//! the two cores are about 60 % busy.
+//!
 //! Paced runs do not batch (a bar is alone when it arrives), so each bar pays its own
 //! store round trips: the highest paced rate with p99 under 50 ms is about 1,000 bars/s on
 //! both setups, well below the unpaced throughput. The figures vary by 10-20 % from run

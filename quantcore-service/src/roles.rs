@@ -59,15 +59,18 @@
 //! A BUY is sized with `Sizing::Confidence { max_fraction }` on the portfolio's equity (cash
 //! plus positions at their last marks); a SELL closes the long position (short selling is
 //! off by default). The portfolio is rebuilt from the store for sizing and the risk check:
-//! once per signal, except that the signals of one batch (received together) that lead to
-//! no order or to a refusal before the store leave it as it was, so the next signal of the
-//! batch reuses it (it is read again after every fill; marks written meanwhile by the
-//! position updater are then at most one batch old);
+//! once per batch (received together; again for a symbol it lacks or after a fill the
+//! store reports as a duplicate): the signals of the batch that lead to no order or
+//! to a refusal before the store leave it as it was, and a fill changes it as the store
+//! booked it (the cash after and the position, marked at the fill price, that the fill's
+//! transaction wrote), so the next signal of the batch reuses it without reading the store
+//! again (marks written meanwhile by the position updater are at most one batch old);
 //! inside the fill's transaction the store hands the locked cash and position to a
 //! [`FillPlan`] that checks again and books the fill with the core's `Portfolio::apply_fill`.
 //! Every signal is processed once: the idempotency marker is written in the fill's own
-//! transaction (or, when no order results, with the other such markers of its batch in one
-//! transaction before the batch is committed).
+//! transaction (or, when no order results or the core's risk check refuses the order, with
+//! the other such markers of its batch in one transaction before the batch is committed; a
+//! refusal is counted once that marker shows it is not a redelivered signal's).
 //!
 //! # Stop-loss and take-profit
 //! A BUY signal's `stop_loss` and `take_profit` go with its order
@@ -1109,6 +1112,24 @@ pub async fn load_portfolio(
     Ok(portfolio)
 }
 
+/// `portfolio` with a fill of `symbol` booked as the store booked it (its cash after, and
+/// the position at `state` marked at the fill `price`); `None` when the core refuses the
+/// numbers (the caller then reads the store again).
+fn after_fill(
+    mut portfolio: Portfolio,
+    symbol: &str,
+    state: PositionState,
+    price: f64,
+    cash_after: f64,
+) -> Option<Portfolio> {
+    let id = portfolio.resolve(symbol).ok()?;
+    portfolio.restore_cash(cash_after).ok()?;
+    portfolio
+        .restore_position(position_of(id, state, Some(price)))
+        .ok()?;
+    Some(portfolio)
+}
+
 fn position_of(
     id: quantcore::order::SymbolId,
     state: PositionState,
@@ -1178,6 +1199,31 @@ pub async fn execute_on_portfolio(
     exits: ExitLevels,
     processed: Option<ProcessedKey>,
 ) -> Result<OrderResult, RoleError> {
+    let marker = processed.clone();
+    match fill_on_portfolio(store, settings, portfolio, intent, exits, processed)
+        .await?
+        .0
+    {
+        // Refused before the store: the marker is written alone.
+        refused @ OrderResult::Refused { .. } => match marker {
+            Some(key) if !store.mark_processed(&key).await? => Ok(OrderResult::Duplicate),
+            _ => Ok(refused),
+        },
+        result => Ok(result),
+    }
+}
+
+/// [`execute_on_portfolio`] without writing the marker of an order the risk check refuses
+/// (the caller writes it, as the trade role does with the other markers of its batch):
+/// `processed` only goes with a fill. With a fill, also the position the store booked.
+async fn fill_on_portfolio(
+    store: &dyn Store,
+    settings: &TradeSettings,
+    portfolio: &Portfolio,
+    intent: &OrderIntent,
+    exits: ExitLevels,
+    processed: Option<ProcessedKey>,
+) -> Result<(OrderResult, Option<PositionState>), RoleError> {
     let id = portfolio.resolve(&intent.symbol)?;
     let order_id = Uuid::now_v7();
     let core_order = Order::market(
@@ -1199,15 +1245,11 @@ pub async fn execute_on_portfolio(
         fill.price,
         &commission_model,
     ) {
-        if let Some(key) = &processed
-            && !store.mark_processed(key).await?
-        {
-            return Ok(OrderResult::Duplicate);
-        }
-        return Ok(OrderResult::Refused {
+        let refused = OrderResult::Refused {
             reason: violation.to_string(),
             code: refusal_code(&RefusalCause::Risk(&violation)),
-        });
+        };
+        return Ok((refused, None));
     }
     let limits = settings.limits;
     let initial = settings.initial_cash;
@@ -1292,13 +1334,16 @@ pub async fn execute_on_portfolio(
         processed,
     };
     match store.execute_fill(&request, plan).await? {
-        FillOutcome::Duplicate => Ok(OrderResult::Duplicate),
-        FillOutcome::Filled(receipt) => Ok(OrderResult::Filled {
-            order_id,
-            price: fill.price,
-            commission: fill.commission,
-            cash_after: receipt.cash_after,
-        }),
+        FillOutcome::Duplicate => Ok((OrderResult::Duplicate, None)),
+        FillOutcome::Filled(receipt) => Ok((
+            OrderResult::Filled {
+                order_id,
+                price: fill.price,
+                commission: fill.commission,
+                cash_after: receipt.cash_after,
+            },
+            Some(receipt.position),
+        )),
     }
 }
 
@@ -1395,10 +1440,11 @@ pub async fn trade_role(
             .await?;
     loop {
         // Signals are handled one by one (each order is its own transaction, its marker
-        // inside it); the markers of signals without an order are written together at the
-        // end of the batch, and the batch is committed after that.
+        // inside it); the markers of signals without an order or with an order the risk
+        // check refused are written together at the end of the batch, and the batch is
+        // committed after that.
         let batch = consumer.next_batch(ML_BATCH, Duration::ZERO).await?;
-        let mut deferred = Vec::new();
+        let mut deferred: Vec<Deferred> = Vec::new();
         // The portfolio read for the batch, kept while no order of the batch changes it.
         let mut cached = None;
         for received in &batch.messages {
@@ -1413,15 +1459,41 @@ pub async fn trade_role(
             .await;
         }
         // The markers of signals that gave no order, in one transaction, before the commit.
-        if let Err(error) = retry_transient("trade: mark signals", || {
-            store.mark_processed_batch(&deferred)
-        })
-        .await
-        {
-            tracing::error!(signals = deferred.len(), %error, "trade: markers not stored");
+        let keys: Vec<ProcessedKey> = deferred.iter().map(|d| d.key.clone()).collect();
+        match retry_transient("trade: mark signals", || store.mark_processed_batch(&keys)).await {
+            Ok(fresh) => {
+                for (deferred, fresh) in deferred.into_iter().zip(fresh) {
+                    let Some(refusal) = deferred.refusal else {
+                        continue;
+                    };
+                    if fresh {
+                        stats.record_refusal(refusal.code);
+                        tracing::info!(symbol = %refusal.symbol, side = refusal.side, reason = %refusal.reason, "order refused by risk check");
+                    } else {
+                        tracing::debug!(id = %deferred.key.message_id, "signal already processed");
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::error!(signals = keys.len(), %error, "trade: markers not stored");
+            }
         }
         consumer.commit_batch(&batch).await?;
     }
+}
+
+/// A signal of the trade role's batch whose marker is written with the batch's: it gave no
+/// order, or one the risk check refused (counted once the marker shows it is not a repeat).
+struct Deferred {
+    key: ProcessedKey,
+    refusal: Option<DeferredRefusal>,
+}
+
+struct DeferredRefusal {
+    symbol: String,
+    side: &'static str,
+    reason: String,
+    code: &'static str,
 }
 
 /// Handles one signal of the trade role: errors are logged (a transient store error is
@@ -1431,7 +1503,7 @@ async fn handle_signal(
     settings: &TradeSettings,
     stats: &Stats,
     received: &bus::Received<SignalMessage>,
-    deferred: &mut Vec<ProcessedKey>,
+    deferred: &mut Vec<Deferred>,
     cached: &mut Option<Portfolio>,
 ) {
     {
@@ -1449,7 +1521,7 @@ async fn handle_signal(
                 };
                 match order_on_portfolio(settings, &portfolio, signal)? {
                     Some(intent) => {
-                        let result = execute_on_portfolio(
+                        let (result, booked) = fill_on_portfolio(
                             store,
                             settings,
                             &portfolio,
@@ -1461,9 +1533,27 @@ async fn handle_signal(
                             Some(key.clone()),
                         )
                         .await?;
-                        // Refused before the store: the books did not change.
-                        if matches!(result, OrderResult::Refused { .. }) {
-                            *cached = Some(portfolio);
+                        match (&result, booked) {
+                            // Refused before the store: the books did not change.
+                            (OrderResult::Refused { .. }, _) => *cached = Some(portfolio),
+                            // Filled: the books as the store now holds them (cash, and
+                            // the position marked at the fill price), as a reload would
+                            // read them.
+                            (
+                                OrderResult::Filled {
+                                    price, cash_after, ..
+                                },
+                                Some(state),
+                            ) => {
+                                *cached = after_fill(
+                                    portfolio,
+                                    &intent.symbol,
+                                    state,
+                                    *price,
+                                    *cash_after,
+                                );
+                            }
+                            _ => {}
                         }
                         Ok(Some((intent, result)))
                     }
@@ -1509,15 +1599,23 @@ async fn handle_signal(
                     portfolio_value = format_args!("{value:.2}"), "order filled"
                 );
             }
+            // Counted and logged with the batch's markers (see `trade_role`).
             Ok(Some((intent, OrderResult::Refused { reason, code }))) => {
-                stats.record_refusal(code);
-                tracing::info!(symbol = %intent.symbol, side = intent.side.as_str(), %reason, "order refused by risk check");
+                deferred.push(Deferred {
+                    key,
+                    refusal: Some(DeferredRefusal {
+                        symbol: intent.symbol,
+                        side: intent.side.as_str(),
+                        reason,
+                        code,
+                    }),
+                });
             }
             Ok(Some((_, OrderResult::Duplicate))) => {
                 tracing::debug!(id = %received.message.id, "signal already processed");
             }
             Ok(None) => {
-                deferred.push(key);
+                deferred.push(Deferred { key, refusal: None });
                 tracing::debug!(symbol = %signal.symbol, action = signal.action.as_str(), "no order for signal");
             }
             Err(RoleError::Store(

@@ -317,5 +317,7 @@ fn limit(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)
 }
 
-/// Rows per multi-row `INSERT` (7 binds each, under both backends' bind limits).
+/// Rows per multi-row `INSERT` (bars, analyses' rows, idempotency markers): at most 10
+/// binds a row, so at most 10,000 binds a statement, under both backends' limits (SQLite
+/// 32,766, PostgreSQL 65,535).
 const BAR_CHUNK: usize = 1000;

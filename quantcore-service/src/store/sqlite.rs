@@ -184,6 +184,64 @@ impl SqliteStore {
         Ok(result.rows_affected() == 1)
     }
 
+    /// Inserts the markers of `keys` in multi-row statements (one per `BAR_CHUNK` keys);
+    /// item `i` is `true` when `keys[i]` was new (a key repeated in `keys` is `false`
+    /// after its first time).
+    async fn insert_processed_many(
+        tx: &mut Transaction<'static, Sqlite>,
+        keys: &[ProcessedKey],
+        now: i64,
+    ) -> Result<Vec<bool>> {
+        let mut inserted = std::collections::HashSet::new();
+        for chunk in keys.chunks(super::BAR_CHUNK) {
+            let mut query = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO processed_messages (consumer, message_id, processed_at) ",
+            );
+            query.push_values(chunk, |mut row, key| {
+                row.push_bind(key.consumer.clone())
+                    .push_bind(key.message_id.to_string())
+                    .push_bind(now);
+            });
+            query.push(" ON CONFLICT DO NOTHING RETURNING consumer, message_id");
+            let rows = query
+                .build()
+                .fetch_all(&mut **tx)
+                .await
+                .map_err(StoreError::db("mark messages processed"))?;
+            for row in rows {
+                let consumer: String = row
+                    .try_get("consumer")
+                    .map_err(StoreError::db("read marker"))?;
+                let id: String = row
+                    .try_get("message_id")
+                    .map_err(StoreError::db("read marker"))?;
+                inserted.insert((
+                    consumer,
+                    parse_uuid("processed_messages", "message_id", id)?,
+                ));
+            }
+        }
+        Ok(keys
+            .iter()
+            .map(|key| inserted.remove(&(key.consumer.clone(), key.message_id)))
+            .collect())
+    }
+
+    /// Runs a multi-row `INSERT … RETURNING id`; the ids in ascending (row) order.
+    async fn returned_ids(
+        tx: &mut Transaction<'static, Sqlite>,
+        mut query: QueryBuilder<Sqlite>,
+        operation: &'static str,
+    ) -> Result<Vec<i64>> {
+        let mut ids: Vec<i64> = query
+            .build_query_scalar()
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(StoreError::db(operation))?;
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
     async fn insert_prediction_in(
         tx: &mut Transaction<'static, Sqlite>,
         prediction: &Prediction,
@@ -532,30 +590,123 @@ impl Store for SqliteStore {
         Ok(Some(ids))
     }
 
+    /// Multi-row statements: one per table and chunk (a round trip to the connection's
+    /// worker thread each) instead of one per row. Row ids come back from `RETURNING`,
+    /// sorted, and are matched to the items in order: the rows of one `INSERT … VALUES`
+    /// take ascending rowids in the order of their rows (SQLite returns them in no
+    /// promised order, hence the sort).
     async fn record_analyses(&self, analyses: &[Analysis]) -> Result<Vec<Option<AnalysisIds>>> {
-        let (_turn, mut tx) = self.begin_immediate().await?;
-        let mut answers = Vec::with_capacity(analyses.len());
         for analysis in analyses {
-            if let Some(key) = &analysis.processed
-                && !Self::insert_processed(&mut tx, key).await?
-            {
-                answers.push(None);
-                continue;
+            if let Some(p) = &analysis.prediction {
+                finite("current_price", p.current_price)?;
+                finite("predicted_price", p.predicted_price)?;
             }
-            let mut ids = AnalysisIds::default();
-            if let Some(prediction) = &analysis.prediction {
-                ids.prediction = Some(Self::insert_prediction_in(&mut tx, prediction).await?);
+            if let Some(s) = &analysis.signal {
+                finite("confidence", s.confidence)?;
+                finite("price", s.price)?;
+                finite("predicted_price", s.predicted_price)?;
+                finite("expected_return", s.expected_return)?;
             }
-            if let Some(signal) = &analysis.signal {
-                ids.signal = Some(Self::insert_signal_in(&mut tx, signal).await?);
+            if let Some(a) = &analysis.anomaly {
+                finite("score", a.score)?;
             }
-            if let Some(anomaly) = &analysis.anomaly {
-                ids.anomaly = Some(Self::insert_anomaly_in(&mut tx, anomaly).await?);
+        }
+        let now = micros(Utc::now());
+        let (_turn, mut tx) = self.begin_immediate().await?;
+        let keys: Vec<ProcessedKey> = analyses
+            .iter()
+            .filter_map(|a| a.processed.clone())
+            .collect();
+        let mut fresh = Self::insert_processed_many(&mut tx, &keys, now)
+            .await?
+            .into_iter();
+        let kept: Vec<bool> = analyses
+            .iter()
+            .map(|a| a.processed.is_none() || fresh.next() == Some(true))
+            .collect();
+        let mut ids = vec![AnalysisIds::default(); analyses.len()];
+        let predictions: Vec<(usize, &Prediction)> = analyses
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| kept[*i])
+            .filter_map(|(i, a)| Some((i, a.prediction.as_ref()?)))
+            .collect();
+        for chunk in predictions.chunks(super::BAR_CHUNK) {
+            let mut query = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO predictions (symbol, ts, current_price, predicted_price, model, created_at) ",
+            );
+            query.push_values(chunk, |mut row, (_, p)| {
+                row.push_bind(p.symbol.clone())
+                    .push_bind(p.timestamp.saturating_mul(1_000_000))
+                    .push_bind(p.current_price)
+                    .push_bind(p.predicted_price)
+                    .push_bind(p.model.clone())
+                    .push_bind(now);
+            });
+            query.push(" RETURNING id");
+            let returned = Self::returned_ids(&mut tx, query, "insert predictions").await?;
+            for ((i, _), id) in chunk.iter().zip(returned) {
+                ids[*i].prediction = Some(id);
             }
-            answers.push(Some(ids));
+        }
+        let signals: Vec<(usize, &SignalMessage)> = analyses
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| kept[*i])
+            .filter_map(|(i, a)| Some((i, a.signal.as_ref()?)))
+            .collect();
+        for chunk in signals.chunks(super::BAR_CHUNK) {
+            let mut query = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO signals (symbol, ts, action, confidence, price, predicted_price, \
+                 stop_loss, take_profit, expected_return, created_at) ",
+            );
+            query.push_values(chunk, |mut row, (_, s)| {
+                row.push_bind(s.symbol.clone())
+                    .push_bind(s.timestamp.saturating_mul(1_000_000))
+                    .push_bind(s.action.as_str())
+                    .push_bind(s.confidence)
+                    .push_bind(s.price)
+                    .push_bind(s.predicted_price)
+                    .push_bind(s.stop_loss)
+                    .push_bind(s.take_profit)
+                    .push_bind(s.expected_return)
+                    .push_bind(now);
+            });
+            query.push(" RETURNING id");
+            let returned = Self::returned_ids(&mut tx, query, "insert signals").await?;
+            for ((i, _), id) in chunk.iter().zip(returned) {
+                ids[*i].signal = Some(id);
+            }
+        }
+        let anomalies: Vec<(usize, &AnomalyMessage)> = analyses
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| kept[*i])
+            .filter_map(|(i, a)| Some((i, a.anomaly.as_ref()?)))
+            .collect();
+        for chunk in anomalies.chunks(super::BAR_CHUNK) {
+            let mut query = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO anomalies (symbol, ts, score, is_anomaly, created_at) ",
+            );
+            query.push_values(chunk, |mut row, (_, a)| {
+                row.push_bind(a.symbol.clone())
+                    .push_bind(a.timestamp.saturating_mul(1_000_000))
+                    .push_bind(a.score)
+                    .push_bind(a.is_anomaly)
+                    .push_bind(now);
+            });
+            query.push(" RETURNING id");
+            let returned = Self::returned_ids(&mut tx, query, "insert anomalies").await?;
+            for ((i, _), id) in chunk.iter().zip(returned) {
+                ids[*i].anomaly = Some(id);
+            }
         }
         tx.commit().await.map_err(StoreError::db("commit"))?;
-        Ok(answers)
+        Ok(ids
+            .into_iter()
+            .zip(kept)
+            .map(|(ids, kept)| kept.then_some(ids))
+            .collect())
     }
 
     async fn mark_processed(&self, key: &ProcessedKey) -> Result<bool> {
@@ -570,10 +721,7 @@ impl Store for SqliteStore {
             return Ok(Vec::new());
         }
         let (_turn, mut tx) = self.begin_immediate().await?;
-        let mut fresh = Vec::with_capacity(keys.len());
-        for key in keys {
-            fresh.push(Self::insert_processed(&mut tx, key).await?);
-        }
+        let fresh = Self::insert_processed_many(&mut tx, keys, micros(Utc::now())).await?;
         tx.commit().await.map_err(StoreError::db("commit"))?;
         Ok(fresh)
     }
@@ -637,28 +785,27 @@ impl Store for SqliteStore {
         {
             return Ok(FillOutcome::Duplicate);
         }
-        let cash: f64 = sqlx::query_scalar("SELECT cash FROM account WHERE id = 1")
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(StoreError::db("lock account"))?
-            .ok_or(StoreError::NoAccount)?;
-        let position = sqlx::query(
-            "SELECT quantity, average_price, realized_pnl FROM positions WHERE symbol = ?",
+        // The cash and the position in one statement (one round trip to the connection's
+        // worker thread); no position row reads as zeros.
+        let row = sqlx::query(
+            "SELECT a.cash, p.quantity, p.average_price, p.realized_pnl \
+             FROM account a LEFT JOIN positions p ON p.symbol = ? WHERE a.id = 1",
         )
         .bind(&order.symbol)
         .fetch_optional(&mut *tx)
         .await
-        .map_err(StoreError::db("lock position"))?
-        .map(|row| -> std::result::Result<PositionState, sqlx::Error> {
-            Ok(PositionState {
-                quantity: row.try_get("quantity")?,
-                average_price: row.try_get("average_price")?,
-                realized_pnl: row.try_get("realized_pnl")?,
-            })
-        })
-        .transpose()
-        .map_err(StoreError::db("read position"))?
-        .unwrap_or_default();
+        .map_err(StoreError::db("lock account and position"))?
+        .ok_or(StoreError::NoAccount)?;
+        let read = |e| StoreError::db("read position")(e);
+        let cash: f64 = row.try_get("cash").map_err(read)?;
+        let position = match row.try_get::<Option<f64>, _>("quantity").map_err(read)? {
+            Some(quantity) => PositionState {
+                quantity,
+                average_price: row.try_get("average_price").map_err(read)?,
+                realized_pnl: row.try_get("realized_pnl").map_err(read)?,
+            },
+            None => PositionState::default(),
+        };
 
         sqlx::query(
             "INSERT INTO orders (id, symbol, side, kind, quantity, limit_price, status, created_at) \

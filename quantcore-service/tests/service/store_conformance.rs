@@ -316,6 +316,147 @@ mod scenarios {
         assert!(store.mark_processed_batch(&[]).await.unwrap().is_empty());
     }
 
+    /// Batches larger than one multi-row statement (1,000 rows), with items that have only
+    /// some of the outputs and repeats mixed in: every item's ids point at its own rows, in
+    /// batch order, and the markers answer per key.
+    pub async fn large_batches_span_several_statements(store: Arc<dyn Store>) {
+        const N: usize = 2_500;
+        let keys: Vec<ProcessedKey> = (0..N)
+            .map(|_| ProcessedKey::new("ml", Uuid::now_v7()))
+            .collect();
+        let at = |n: usize| 1_704_067_200 + n as i64 * 60;
+        let analysis = |n: usize| Analysis {
+            processed: Some(keys[n].clone()),
+            // Every item but each 7th has a prediction; each 3rd a signal; odd ones a score.
+            prediction: (!n.is_multiple_of(7)).then(|| Prediction {
+                symbol: "ACME".into(),
+                timestamp: at(n),
+                current_price: 10.0,
+                predicted_price: n as f64,
+                model: "sma-trend".into(),
+            }),
+            signal: n.is_multiple_of(3).then(|| SignalMessage {
+                symbol: "ACME".into(),
+                timestamp: at(n),
+                action: SignalAction::Buy,
+                confidence: 0.5,
+                price: 10.0,
+                predicted_price: n as f64,
+                stop_loss: Some(9.0),
+                take_profit: None,
+                expected_return: 0.01,
+            }),
+            anomaly: (n % 2 == 1).then(|| AnomalyMessage {
+                symbol: "ACME".into(),
+                timestamp: at(n),
+                score: n as f64 / N as f64,
+                is_anomaly: n % 10 == 1,
+            }),
+        };
+        // Items 0..100 were processed before: left out of the batch's writes.
+        assert!(
+            store
+                .mark_processed_batch(&keys[..100])
+                .await
+                .unwrap()
+                .iter()
+                .all(|fresh| *fresh)
+        );
+        let batch: Vec<Analysis> = (0..N).map(analysis).collect();
+        let answers = store.record_analyses(&batch).await.unwrap();
+        assert_eq!(answers.len(), N);
+        let predictions = store.predictions("ACME", N).await.unwrap();
+        let signals = store.signals("ACME", N).await.unwrap();
+        let anomalies = store.anomalies("ACME", N).await.unwrap();
+        let by_id =
+            |ids: Vec<(i64, usize)>| ids.into_iter().collect::<std::collections::HashMap<_, _>>();
+        let prediction_of = by_id(
+            predictions
+                .iter()
+                .map(|p| (p.id, (p.record.timestamp - at(0)) as usize / 60))
+                .collect(),
+        );
+        let signal_of = by_id(
+            signals
+                .iter()
+                .map(|s| (s.id, (s.record.timestamp - at(0)) as usize / 60))
+                .collect(),
+        );
+        let anomaly_of = by_id(
+            anomalies
+                .iter()
+                .map(|a| (a.id, (a.record.timestamp - at(0)) as usize / 60))
+                .collect(),
+        );
+        for (n, answer) in answers.iter().enumerate() {
+            if n < 100 {
+                assert_eq!(*answer, None, "item {n} was processed before");
+                continue;
+            }
+            let ids = answer.unwrap_or_else(|| panic!("item {n} is new"));
+            let item = &batch[n];
+            assert_eq!(
+                ids.prediction.is_some(),
+                item.prediction.is_some(),
+                "item {n}"
+            );
+            assert_eq!(ids.signal.is_some(), item.signal.is_some(), "item {n}");
+            assert_eq!(ids.anomaly.is_some(), item.anomaly.is_some(), "item {n}");
+            if let Some(id) = ids.prediction {
+                assert_eq!(prediction_of[&id], n, "prediction id of item {n}");
+            }
+            if let Some(id) = ids.signal {
+                assert_eq!(signal_of[&id], n, "signal id of item {n}");
+            }
+            if let Some(id) = ids.anomaly {
+                assert_eq!(anomaly_of[&id], n, "anomaly id of item {n}");
+            }
+        }
+        let new = |every: fn(usize) -> bool| (100..N).filter(|n| every(*n)).count();
+        assert_eq!(predictions.len(), new(|n| !n.is_multiple_of(7)));
+        assert_eq!(signals.len(), new(|n| n.is_multiple_of(3)));
+        assert_eq!(anomalies.len(), new(|n| n % 2 == 1));
+        // Rows read back in batch order, with their own values.
+        assert!(
+            predictions
+                .windows(2)
+                .all(|w| w[0].record.timestamp < w[1].record.timestamp)
+        );
+        for p in &predictions {
+            assert_eq!(
+                p.record.predicted_price,
+                ((p.record.timestamp - at(0)) / 60) as f64
+            );
+        }
+        // The whole batch again: all duplicates, nothing written.
+        assert!(
+            store
+                .record_analyses(&batch)
+                .await
+                .unwrap()
+                .iter()
+                .all(Option::is_none)
+        );
+        assert_eq!(
+            store.predictions("ACME", N).await.unwrap().len(),
+            predictions.len()
+        );
+        // Markers across chunks: the first half new, a repeat inside the batch `false`.
+        let more: Vec<ProcessedKey> = (0..1_500)
+            .map(|_| ProcessedKey::new("trade", Uuid::now_v7()))
+            .collect();
+        let mut marks: Vec<ProcessedKey> = more.clone();
+        marks.extend(keys[..1_200].iter().cloned());
+        marks.push(more[1_499].clone());
+        let fresh = store.mark_processed_batch(&marks).await.unwrap();
+        assert_eq!(fresh.len(), marks.len());
+        assert!(fresh[..1_500].iter().all(|f| *f));
+        assert!(
+            fresh[1_500..].iter().all(|f| !*f),
+            "ml keys are marked, the repeat too"
+        );
+    }
+
     pub async fn fills_update_position_cash_and_trades(store: Arc<dyn Store>) {
         assert!(matches!(store.cash().await, Err(StoreError::NoAccount)));
         assert_eq!(
@@ -835,6 +976,7 @@ conformance!(
     bars_upsert_and_replace,
     ml_outputs_round_trip,
     batch_writes_are_one_transaction_with_per_item_idempotency,
+    large_batches_span_several_statements,
     fills_update_position_cash_and_trades,
     short_funds_are_refused_and_cash_never_goes_negative,
     processing_is_idempotent,
