@@ -56,12 +56,25 @@
 //! (inlined: the loop is generic over the strategy), one mark, one equity sum and one
 //! push into the preallocated curve. Orders, fills and round trips allocate as they
 //! happen; nothing else does.
+//!
+//! # The fast path over quiet bars
+//! In a one-symbol [`Backtester::run`], a bar is *quiet* when nothing but the
+//! strategy's decision can change the portfolio: no market order waiting for the open,
+//! no resting limit order, no stop-loss or take-profit on the position, no kill
+//! switch. On a quiet bar the engine offers the strategy
+//! [`Strategy::fast_forward`]: a strategy whose decisions depend on the bars and the
+//! position only (the built-ins, [`from_signals`](super::from_signals)) runs its rule
+//! over the following bars itself until it decides something, and the engine values
+//! the held bars at `cash + quantity * close` in one tight loop (the same sum
+//! [`Portfolio::equity`] forms) and copies their timestamps in one go. A property
+//! test checks that the result is the same, bit for bit, as with `on_bar` on every
+//! bar. Multi-symbol runs call `on_bar` on every bar.
 
 use std::mem;
 
 use super::config::{BacktestConfig, FillTiming};
 use super::result::{BacktestResult, ExitEvent};
-use super::strategy::{Action, Context, Decision, History, Strategy};
+use super::strategy::{Action, Ahead, Context, Decision, FastForward, History, Strategy};
 use crate::data::{Bar, BarSeries};
 use crate::error::{Error, Result};
 use crate::execution::{Fill, OrderOutcome};
@@ -148,15 +161,45 @@ impl Backtester {
         let bar_timestamps = series.timestamps();
         let mut timestamps = Vec::with_capacity(bar_timestamps.len() + 1);
         timestamps.push(bar_timestamps[0]);
-        let mut engine = Engine::new(&self.config, [name], bar_timestamps.len() + 1)?;
-        for (row, &timestamp) in bar_timestamps.iter().enumerate() {
+        let n = bar_timestamps.len();
+        let close = series.close();
+        let mut engine = Engine::new(&self.config, [name], n + 1)?;
+        let mut row = 0;
+        while row < n {
             // Copied here rather than up front: the bar's timestamp is then in cache
             // when an order needs it, instead of a cache miss per order.
-            timestamps.push(timestamp);
+            timestamps.push(bar_timestamps[row]);
             engine.before_close(0, series, row)?;
             engine.mark_close(0, series, row);
+            if engine.is_quiet(0) {
+                let ctx = engine.context(0, series, row);
+                match strategy.fast_forward(&ctx, Ahead::new(series, row)) {
+                    FastForward::Unsupported => {}
+                    FastForward::HoldsToEnd => {
+                        engine.record_held(&close[row..]);
+                        timestamps.extend_from_slice(&bar_timestamps[row + 1..]);
+                        engine.mark_close(0, series, n - 1);
+                        break;
+                    }
+                    FastForward::DecidesAt { index, decision } => {
+                        if !(row..n).contains(&index) {
+                            return Err(engine.fast_forward_out_of_range(row, index));
+                        }
+                        engine.record_held(&close[row..index]);
+                        timestamps.extend_from_slice(&bar_timestamps[row + 1..=index]);
+                        engine.mark_close(0, series, index);
+                        if !decision.is_hold() {
+                            engine.act(0, series, index, decision)?;
+                        }
+                        engine.record_equity();
+                        row = index + 1;
+                        continue;
+                    }
+                }
+            }
             engine.decide(0, series, row, strategy)?;
             engine.record_equity();
+            row += 1;
         }
         engine.finish(timestamps)
     }
@@ -274,6 +317,22 @@ impl<'c> Engine<'c> {
         self.portfolio.mark_valid(s, series.close()[row]);
     }
 
+    /// What the strategy sees on `row` of symbol `s`.
+    #[inline(always)]
+    pub(crate) fn context<'a>(
+        &'a self,
+        s: usize,
+        series: &'a BarSeries,
+        row: usize,
+    ) -> Context<'a> {
+        Context {
+            history: History::from_parts(series, row),
+            portfolio: &self.portfolio,
+            symbol: SymbolId(s as u32),
+            open_orders: &self.slots[s].resting,
+        }
+    }
+
     /// Step 5: asks the strategy and acts on the decision.
     #[inline(always)]
     pub(crate) fn decide<S: Strategy>(
@@ -283,16 +342,51 @@ impl<'c> Engine<'c> {
         row: usize,
         strategy: &mut S,
     ) -> Result<()> {
-        let decision = strategy.on_bar(&Context {
-            history: History::from_parts(series, row),
-            portfolio: &self.portfolio,
-            symbol: SymbolId(s as u32),
-            open_orders: &self.slots[s].resting,
-        });
+        let decision = strategy.on_bar(&self.context(s, series, row));
         if decision.is_hold() {
             return Ok(());
         }
         self.act(s, series, row, decision)
+    }
+
+    /// True when nothing but the strategy's decision can change the portfolio on the
+    /// coming bars of symbol `s`: no market order waiting for the open, no resting
+    /// limit order, no exit levels on the position, no kill switch to update. Then
+    /// [`Strategy::fast_forward`] may skip bars.
+    #[inline(always)]
+    pub(crate) fn is_quiet(&self, s: usize) -> bool {
+        let slot = &self.slots[s];
+        let position = &self.portfolio.positions()[s];
+        slot.pending.is_none()
+            && slot.resting.is_empty()
+            && position.stop_loss.is_none()
+            && position.take_profit.is_none()
+            && !self.kill_switch
+    }
+
+    /// Equity points of held bars in a one-symbol run: the cash plus the position at
+    /// each close, exactly the sum [`Portfolio::equity`] forms after a mark.
+    #[inline(always)]
+    pub(crate) fn record_held(&mut self, close: &[f64]) {
+        debug_assert_eq!(self.portfolio.positions().len(), 1);
+        let cash = self.portfolio.cash();
+        let quantity = self.portfolio.positions()[0].quantity;
+        self.equity
+            .extend(close.iter().map(|&price| cash + quantity * price));
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn fast_forward_out_of_range(&self, row: usize, index: usize) -> Error {
+        self.invalid(
+            0,
+            row,
+            Error::invalid_parameter(
+                "fast_forward",
+                index,
+                "must be the index of the current or a later bar",
+            ),
+        )
     }
 
     /// Appends the equity at the current marks to the curve.
@@ -1148,6 +1242,41 @@ pub(crate) mod tests {
         assert!(result.orders.is_empty());
         assert!(result.fills.is_empty());
         approx(result.final_equity(), 10_000.0);
+    }
+
+    /// A fast path that answers a bar outside the series' remaining bars.
+    struct OutOfRange(usize);
+
+    impl Strategy for OutOfRange {
+        fn on_bar(&mut self, _: &Context<'_>) -> Decision {
+            Decision::hold()
+        }
+
+        fn fast_forward(&mut self, _: &Context<'_>, _: Ahead<'_>) -> FastForward {
+            FastForward::DecidesAt {
+                index: self.0,
+                decision: Decision::buy_quantity(1.0),
+            }
+        }
+    }
+
+    #[test]
+    fn a_fast_path_answer_outside_the_bars_ahead_is_a_typed_error() {
+        let backtester = Backtester::new(BacktestConfig::default()).unwrap();
+        let series = five_bars();
+        // Past the end, on the first bar.
+        let err = backtester.run(&series, &mut OutOfRange(5)).unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidDecision { row: 0, source, .. }
+                if matches!(**source, Error::InvalidParameter { name: "fast_forward", .. })),
+            "{err:?}"
+        );
+        // Bar 2 is fine the first time; on bar 3 it is in the past.
+        let err = backtester.run(&series, &mut OutOfRange(2)).unwrap_err();
+        assert!(
+            matches!(err, Error::InvalidDecision { row: 3, .. }),
+            "{err:?}"
+        );
     }
 
     #[test]

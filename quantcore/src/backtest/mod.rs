@@ -93,6 +93,8 @@ pub use strategies::{
 };
 #[cfg(feature = "lstm")]
 pub use strategies::{MlParams, MlStrategy};
-pub use strategy::{Action, Context, Decision, History, PerSymbol, Strategy, from_fn};
+pub use strategy::{
+    Action, Ahead, Context, Decision, FastForward, History, PerSymbol, Strategy, from_fn,
+};
 pub use sweep::{SweepRow, SweepTable, sweep};
 pub use vectorized::from_signals;

@@ -9,14 +9,19 @@
 //! 2. **Accounting**: the equity curve has one point per bar plus the start; when the
 //!    run ends flat, the closed trades' PnLs sum to the equity change; the final
 //!    snapshot is cash plus positions.
+//! 3. **The fast path changes nothing**: the built-in strategies and `from_signals`
+//!    with [`Strategy::fast_forward`] give the same result, bit for bit, as with
+//!    `on_bar` called on every bar; with shorts, zero-size entries, both fill timings
+//!    and the kill switch (which turns the fast path off).
 
 use proptest::prelude::*;
-use rand::Rng;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
 use super::config::{BacktestConfig, FillTiming};
 use super::engine::Backtester;
-use super::strategies::{MeanReversionStrategy, MomentumStrategy};
-use super::strategy::{Context, Decision, Strategy};
+use super::strategies::{BuiltinStrategy, MeanReversionStrategy, MomentumStrategy};
+use super::strategy::{Ahead, Context, Decision, FastForward, Strategy, from_fn};
 use crate::data::BarSeries;
 use crate::error::Result;
 use crate::execution::{CommissionModel, ExecutionModel};
@@ -86,6 +91,29 @@ impl<S: Strategy> Strategy for Recorder<S> {
     fn start(&mut self, symbols: usize) -> Result<()> {
         self.log.clear();
         self.inner.start(symbols)
+    }
+
+    /// Forwards the fast path, so the lookahead test covers it too (the held bars it
+    /// skips are not logged: only the decision it stops at).
+    fn fast_forward(&mut self, ctx: &Context<'_>, ahead: Ahead<'_>) -> FastForward {
+        let found = self.inner.fast_forward(ctx, ahead);
+        if let FastForward::DecidesAt { index, decision } = found {
+            self.log.push((index, decision));
+        }
+        found
+    }
+}
+
+/// The wrapped strategy without its fast path: the engine calls `on_bar` on every bar.
+struct OnBarOnly<S>(S);
+
+impl<S: Strategy> Strategy for OnBarOnly<S> {
+    fn on_bar(&mut self, ctx: &Context<'_>) -> Decision {
+        self.0.on_bar(ctx)
+    }
+
+    fn start(&mut self, symbols: usize) -> Result<()> {
+        self.0.start(symbols)
     }
 }
 
@@ -208,5 +236,60 @@ proptest! {
             prop_assert!((result.final_equity() - result.initial_equity() - pnl).abs() < 1e-6);
         }
         prop_assert_eq!(result.metrics.trades.n_trades, result.trades.len());
+    }
+
+    #[test]
+    fn the_fast_path_gives_the_result_of_calling_on_bar_on_every_bar(
+        steps in proptest::collection::vec(step(), 1..120),
+        this_close in any::<bool>(),
+        short in any::<bool>(),
+        capital in prop_oneof![Just(150.0), Just(10_000.0)],
+        kill_switch in any::<bool>(),
+        fast in 1usize..4,
+        extra in 1usize..6,
+        seed in any::<u64>(),
+    ) {
+        let series = series_from(&steps, 100.0, 1);
+        let timing = if this_close { FillTiming::ThisClose } else { FillTiming::NextOpen };
+        let mut config = config(timing);
+        // A small account sizes some entries to zero units; the kill switch turns the
+        // fast path off (the engine must notice and call `on_bar`).
+        config.initial_capital = capital;
+        config.risk_limits.allow_short = short;
+        config.risk_limits.max_drawdown = kill_switch.then_some(0.05);
+        let backtester = Backtester::new(config).unwrap();
+        let run = |strategy: BuiltinStrategy| {
+            let with = backtester.run(&series, &mut strategy.clone()).unwrap();
+            let without = backtester.run(&series, &mut OnBarOnly(strategy)).unwrap();
+            (with, without)
+        };
+        let (with, without) = run(BuiltinStrategy::Momentum(
+            MomentumStrategy::new(fast, fast + extra).unwrap().with_short(short),
+        ));
+        prop_assert_eq!(with, without);
+        let (with, without) = run(BuiltinStrategy::MeanReversion(
+            MeanReversionStrategy::new(fast + extra, 0.7, 0.1).unwrap().with_short(short),
+        ));
+        prop_assert_eq!(with, without);
+
+        let mut rng = StdRng::seed_from_u64(seed);
+        let entries: Vec<bool> = (0..series.len()).map(|_| rng.gen_bool(0.15)).collect();
+        let exits: Vec<bool> = (0..series.len()).map(|_| rng.gen_bool(0.15)).collect();
+        let with = backtester.from_signals(&series, &entries, &exits).unwrap();
+        let signals = |ctx: &Context<'_>| {
+            let i = ctx.index();
+            let held = ctx.position().quantity;
+            if entries[i] && exits[i] {
+                Decision::hold()
+            } else if entries[i] && held == 0.0 {
+                Decision::buy()
+            } else if exits[i] && held > 0.0 {
+                Decision::close()
+            } else {
+                Decision::hold()
+            }
+        };
+        let without = backtester.run(&series, &mut from_fn(signals)).unwrap();
+        prop_assert_eq!(with, without);
     }
 }

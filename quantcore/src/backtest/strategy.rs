@@ -50,7 +50,83 @@ pub trait Strategy {
         let _ = symbols;
         Ok(())
     }
+
+    /// The optional fast path over quiet bars: runs the strategy from the current bar
+    /// on while it holds, and says where it stops holding. The default has none
+    /// ([`FastForward::Unsupported`]).
+    ///
+    /// [`Backtester::run`](crate::backtest::Backtester::run) calls it instead of
+    /// [`on_bar`](Self::on_bar) on a bar where nothing but this strategy's own decision
+    /// can change the portfolio: one symbol, no market order waiting for the next open,
+    /// no resting limit order, no stop-loss or take-profit on the position, no drawdown
+    /// kill switch. `ctx` is the current bar's context, and `ahead` hands out the
+    /// history at the current bar, then at each later bar in turn.
+    ///
+    /// The answer must be what calling `on_bar` on those bars one after another would
+    /// give with the position and cash as they are now: [`FastForward::DecidesAt`] the
+    /// first bar whose decision is not a hold, with that decision and the strategy's
+    /// state updated through that bar, or [`FastForward::HoldsToEnd`]. So a strategy
+    /// implements it only when its decisions depend on the bars, its own state and the
+    /// position and cash, never on the marks (equity, current price, unrealized PnL),
+    /// which the engine does not update on the skipped bars. The engine then values
+    /// the skipped bars at `cash + quantity * close` in one tight loop instead of
+    /// building a [`Context`] per bar. The built-in strategies and
+    /// [`from_signals`](crate::backtest::from_signals) implement it, each on top of one
+    /// decision function shared with `on_bar`, and a test runs every one of them both
+    /// ways and compares the results.
+    fn fast_forward(&mut self, ctx: &Context<'_>, ahead: Ahead<'_>) -> FastForward {
+        let _ = (ctx, ahead);
+        FastForward::Unsupported
+    }
 }
+
+/// What [`Strategy::fast_forward`] found.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FastForward {
+    /// No fast path: the engine calls [`Strategy::on_bar`] on the current bar.
+    Unsupported,
+    /// The strategy holds on every bar to the end of the series.
+    HoldsToEnd,
+    /// The strategy holds on the bars before `index` and decides `decision` on it.
+    DecidesAt { index: usize, decision: Decision },
+}
+
+/// The bars from the current one to the end of the series, as the [`History`] at
+/// each bar in turn: the view of [`Strategy::fast_forward`]. Each step reveals one
+/// more bar, so the fast path cannot look ahead either.
+#[derive(Debug, Clone)]
+pub struct Ahead<'a> {
+    series: &'a BarSeries,
+    next: usize,
+}
+
+impl<'a> Ahead<'a> {
+    /// The histories at bars `from..` of `series`.
+    pub fn new(series: &'a BarSeries, from: usize) -> Self {
+        Ahead { series, next: from }
+    }
+}
+
+impl<'a> Iterator for Ahead<'a> {
+    type Item = History<'a>;
+
+    #[inline]
+    fn next(&mut self) -> Option<History<'a>> {
+        if self.next >= self.series.len() {
+            return None;
+        }
+        let history = History::from_parts(self.series, self.next);
+        self.next += 1;
+        Some(history)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = self.series.len().saturating_sub(self.next);
+        (left, Some(left))
+    }
+}
+
+impl ExactSizeIterator for Ahead<'_> {}
 
 impl<F> Strategy for F
 where
@@ -258,6 +334,12 @@ impl<'a> History<'a> {
         self.series.bar(self.end)
     }
 
+    /// The current bar's close.
+    #[inline]
+    pub fn current_close(&self) -> f64 {
+        self.series.close()[self.end]
+    }
+
     /// The bar at `index`, if it is at or before the current bar.
     pub fn bar(&self, index: usize) -> Option<Bar> {
         (index <= self.end).then(|| self.series.bar(index))
@@ -307,7 +389,7 @@ impl<'a> Context<'a> {
     /// The current bar's close: the price the portfolio is marked at.
     #[inline]
     pub fn close(&self) -> f64 {
-        self.history.series.close()[self.history.end]
+        self.history.current_close()
     }
 
     /// The current bar's start time (Unix seconds UTC).

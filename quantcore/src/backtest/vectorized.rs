@@ -27,7 +27,7 @@
 use super::config::BacktestConfig;
 use super::engine::Backtester;
 use super::result::BacktestResult;
-use super::strategy::{Context, Decision, Strategy};
+use super::strategy::{Ahead, Context, Decision, FastForward, Strategy};
 use crate::data::BarSeries;
 use crate::error::{Error, Result};
 
@@ -96,12 +96,12 @@ struct Signals<'a> {
     exits: &'a [bool],
 }
 
-impl Strategy for Signals<'_> {
-    #[inline]
-    fn on_bar(&mut self, ctx: &Context<'_>) -> Decision {
-        let i = ctx.index();
+impl Signals<'_> {
+    /// The decision of bar `i` with `held` units: the one rule of both
+    /// [`on_bar`](Strategy::on_bar) and [`fast_forward`](Strategy::fast_forward).
+    #[inline(always)]
+    fn decide(&self, i: usize, held: f64) -> Decision {
         let (entry, exit) = (self.entries[i], self.exits[i]);
-        let held = ctx.position().quantity;
         if entry && exit {
             Decision::hold()
         } else if entry && held == 0.0 {
@@ -111,6 +111,29 @@ impl Strategy for Signals<'_> {
         } else {
             Decision::hold()
         }
+    }
+}
+
+impl Strategy for Signals<'_> {
+    #[inline]
+    fn on_bar(&mut self, ctx: &Context<'_>) -> Decision {
+        self.decide(ctx.index(), ctx.position().quantity)
+    }
+
+    /// The signals and the position decide: scans the arrays from the current bar.
+    #[inline]
+    fn fast_forward(&mut self, ctx: &Context<'_>, ahead: Ahead<'_>) -> FastForward {
+        let held = ctx.position().quantity;
+        for history in ahead {
+            let decision = self.decide(history.index(), held);
+            if !decision.is_hold() {
+                return FastForward::DecidesAt {
+                    index: history.index(),
+                    decision,
+                };
+            }
+        }
+        FastForward::HoldsToEnd
     }
 }
 

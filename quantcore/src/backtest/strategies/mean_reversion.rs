@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::backtest::strategy::{Context, Decision, Strategy};
+use crate::backtest::strategy::{Ahead, Context, Decision, FastForward, Strategy};
 use crate::error::{Error, Result};
 use crate::features::RollingZScore;
 
@@ -130,10 +130,12 @@ impl MeanReversionStrategy {
     }
 }
 
-impl Strategy for MeanReversionStrategy {
-    #[inline]
-    fn on_bar(&mut self, ctx: &Context<'_>) -> Decision {
-        let Some(z) = self.zscore.update(ctx.close()) else {
+impl MeanReversionStrategy {
+    /// The decision for a bar closing at `close` with `held` units: the one rule of
+    /// both [`on_bar`](Strategy::on_bar) and [`fast_forward`](Strategy::fast_forward).
+    #[inline(always)]
+    fn decide(&mut self, close: f64, held: f64) -> Decision {
+        let Some(z) = self.zscore.update(close) else {
             return Decision::hold();
         };
         let MeanReversionParams {
@@ -142,7 +144,6 @@ impl Strategy for MeanReversionStrategy {
             allow_short,
             ..
         } = self.params;
-        let held = ctx.position().quantity;
         if held > 0.0 {
             if z >= -exit_z {
                 return Decision::close();
@@ -157,6 +158,30 @@ impl Strategy for MeanReversionStrategy {
             return Decision::enter_short();
         }
         Decision::hold()
+    }
+}
+
+impl Strategy for MeanReversionStrategy {
+    #[inline]
+    fn on_bar(&mut self, ctx: &Context<'_>) -> Decision {
+        self.decide(ctx.close(), ctx.position().quantity)
+    }
+
+    /// The z-score and the position decide, never the marks: runs the shared rule over
+    /// the bars ahead with the current position.
+    #[inline]
+    fn fast_forward(&mut self, ctx: &Context<'_>, ahead: Ahead<'_>) -> FastForward {
+        let held = ctx.position().quantity;
+        for history in ahead {
+            let decision = self.decide(history.current_close(), held);
+            if !decision.is_hold() {
+                return FastForward::DecidesAt {
+                    index: history.index(),
+                    decision,
+                };
+            }
+        }
+        FastForward::HoldsToEnd
     }
 
     fn start(&mut self, symbols: usize) -> Result<()> {

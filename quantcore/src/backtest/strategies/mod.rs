@@ -22,7 +22,7 @@ pub use momentum::{MomentumParams, MomentumStrategy};
 
 use serde::{Deserialize, Serialize};
 
-use super::strategy::{Context, Decision, Strategy};
+use super::strategy::{Ahead, Context, Decision, FastForward, Strategy};
 use crate::error::{Error, Result};
 
 /// The built-ins follow one symbol: their indicators would mix several.
@@ -89,6 +89,14 @@ impl Strategy for BuiltinStrategy {
         match self {
             BuiltinStrategy::Momentum(s) => s.start(symbols),
             BuiltinStrategy::MeanReversion(s) => s.start(symbols),
+        }
+    }
+
+    #[inline]
+    fn fast_forward(&mut self, ctx: &Context<'_>, ahead: Ahead<'_>) -> FastForward {
+        match self {
+            BuiltinStrategy::Momentum(s) => s.fast_forward(ctx, ahead),
+            BuiltinStrategy::MeanReversion(s) => s.fast_forward(ctx, ahead),
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::backtest::strategy::{Context, Decision, Strategy};
+use crate::backtest::strategy::{Ahead, Context, Decision, FastForward, Strategy};
 use crate::error::{Error, Result};
 use crate::features::Sma;
 
@@ -127,16 +127,16 @@ impl MomentumStrategy {
     }
 }
 
-impl Strategy for MomentumStrategy {
-    #[inline]
-    fn on_bar(&mut self, ctx: &Context<'_>) -> Decision {
-        let close = ctx.close();
+impl MomentumStrategy {
+    /// The decision for a bar closing at `close` with `held` units: the one rule of
+    /// both [`on_bar`](Strategy::on_bar) and [`fast_forward`](Strategy::fast_forward).
+    #[inline(always)]
+    fn decide(&mut self, close: f64, held: f64) -> Decision {
         let fast = self.fast.update(close);
         let slow = self.slow.update(close);
         let (Some(fast), Some(slow)) = (fast, slow) else {
             return Decision::hold();
         };
-        let held = ctx.position().quantity;
         if fast > slow {
             if held > 0.0 {
                 Decision::hold()
@@ -154,6 +154,30 @@ impl Strategy for MomentumStrategy {
         } else {
             Decision::hold()
         }
+    }
+}
+
+impl Strategy for MomentumStrategy {
+    #[inline]
+    fn on_bar(&mut self, ctx: &Context<'_>) -> Decision {
+        self.decide(ctx.close(), ctx.position().quantity)
+    }
+
+    /// The averages and the position decide, never the marks: runs the shared rule
+    /// over the bars ahead with the current position.
+    #[inline]
+    fn fast_forward(&mut self, ctx: &Context<'_>, ahead: Ahead<'_>) -> FastForward {
+        let held = ctx.position().quantity;
+        for history in ahead {
+            let decision = self.decide(history.current_close(), held);
+            if !decision.is_hold() {
+                return FastForward::DecidesAt {
+                    index: history.index(),
+                    decision,
+                };
+            }
+        }
+        FastForward::HoldsToEnd
     }
 
     fn start(&mut self, symbols: usize) -> Result<()> {
