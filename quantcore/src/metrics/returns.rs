@@ -203,20 +203,79 @@ fn total_order(a: &f64, b: &f64) -> std::cmp::Ordering {
 }
 
 /// numpy's default percentile (linear interpolation) of `data` at `q` in [0, 1], by
-/// selection (O(n), reorders `data`). `partitioned` says that every value before that
-/// index is <= every value from it on (0 when unknown), so a quantile at or past it is
-/// selected in that part only. Returns the value and the lower index.
-fn quantile(data: &mut [f64], q: f64, partitioned: usize) -> (f64, usize) {
-    let position = (data.len() - 1) as f64 * q;
-    let lower = (position.floor() as usize).min(data.len() - 1);
-    let start = if lower >= partitioned { partitioned } else { 0 };
-    let (_, &mut low, above) = data[start..].select_nth_unstable_by(lower - start, total_order);
+/// selection (O(n), reorders `data`). `cuts` split `data` into blocks that are
+/// already in order (every value before a cut is <= every value from it on; any
+/// order, 0 or `len` allowed): only the block holding the lower index is selected in.
+/// Returns the value and the lower index; `data[..=lower]` then holds the `lower + 1`
+/// smallest values, so `lower + 1` is a cut for the next call.
+fn quantile(data: &mut [f64], q: f64, cuts: &[usize]) -> (f64, usize) {
+    let n = data.len();
+    let position = (n - 1) as f64 * q;
+    let lower = (position.floor() as usize).min(n - 1);
+    let start = cuts
+        .iter()
+        .copied()
+        .filter(|&c| c <= lower)
+        .max()
+        .unwrap_or(0);
+    let end = cuts
+        .iter()
+        .copied()
+        .filter(|&c| c > lower)
+        .min()
+        .unwrap_or(n)
+        .min(n);
+    let (_, &mut low, above) = data[start..end].select_nth_unstable_by(lower - start, total_order);
     let fraction = position - lower as f64;
-    if fraction == 0.0 || above.is_empty() {
+    if fraction == 0.0 || lower + 1 == n {
         return (low, lower);
     }
-    let high = above.iter().copied().fold(f64::INFINITY, f64::min);
+    let high = if above.is_empty() {
+        // The next value is the smallest of the next block.
+        let next_end = cuts
+            .iter()
+            .copied()
+            .filter(|&c| c > end)
+            .min()
+            .unwrap_or(n)
+            .min(n);
+        smallest(&data[end..next_end])
+    } else {
+        smallest(above)
+    };
     (lerp(low, high, fraction), lower)
+}
+
+fn smallest(values: &[f64]) -> f64 {
+    values.iter().copied().fold(f64::INFINITY, f64::min)
+}
+
+/// Fills `out` with the simple returns `equity[t] / equity[t - 1] - 1`, blocked by
+/// sign: the negative returns, then the zeros, then the positive ones (each block in
+/// no particular order; the moments do not need the order). Returns where the zeros
+/// and the positive returns start: the cuts of [`Tails::of_blocks`].
+///
+/// The 5th percentile of returns is nearly always among the negative ones and the
+/// 95th among the positive ones, so each selection works on one block; a strategy that
+/// is out of the market half the time has half its returns exactly zero, and those
+/// are never touched again. The sign is written without a branch (both ends are
+/// written and the sign decides which one is kept), as it is a coin flip per period.
+/// Every equity point must be finite and positive (checked before).
+pub(crate) fn returns_by_sign(equity: &[f64], out: &mut Vec<f64>) -> (usize, usize) {
+    let n = equity.len().saturating_sub(1);
+    out.clear();
+    out.resize(n, 0.0);
+    let (mut negative_end, mut positive_start) = (0, n);
+    for w in equity.windows(2) {
+        let r = w[1] / w[0] - 1.0;
+        // negative_end < positive_start until the last return is placed.
+        out[negative_end] = r;
+        out[positive_start - 1] = r;
+        negative_end += usize::from(r < 0.0);
+        positive_start -= usize::from(r > 0.0);
+    }
+    out[negative_end..positive_start].fill(0.0);
+    (negative_end, positive_start)
 }
 
 /// Tail statistics at `cutoff` from one scratch copy of the returns.
@@ -228,10 +287,16 @@ pub(crate) struct Tails {
 }
 
 impl Tails {
-    /// Reorders `scratch` (the finite returns). `cutoff` in (0, 1). Two selections when
-    /// `cutoff` is 0.05 (the 5th percentile is shared with the tail ratio, and the 95th
-    /// is selected above it), three otherwise.
+    /// Reorders `scratch` (the finite returns). `cutoff` in (0, 1).
     pub(crate) fn of(scratch: &mut [f64], cutoff: f64) -> Tails {
+        Tails::of_blocks(scratch, cutoff, &[])
+    }
+
+    /// [`of`](Self::of) for returns already in ordered blocks (see [`quantile`]), e.g.
+    /// from [`returns_by_sign`]. Two selections when `cutoff` is 0.05 (the 5th
+    /// percentile is shared with the tail ratio, and the 95th is selected above it),
+    /// three otherwise.
+    pub(crate) fn of_blocks(scratch: &mut [f64], cutoff: f64, cuts: &[usize]) -> Tails {
         if scratch.is_empty() {
             let none = Err(Undefined::TooFewPeriods {
                 required: 1,
@@ -243,18 +308,23 @@ impl Tails {
                 tail_ratio: none,
             };
         }
+        debug_assert!(cuts.len() <= 2, "at most two cuts");
+        let mut known = [0; 4];
+        known[..cuts.len().min(2)].copy_from_slice(&cuts[..cuts.len().min(2)]);
         // empyrical's CVaR: the mean of the lowest floor((n - 1) * cutoff) + 1 returns,
         // which selecting the VaR's lower index has placed first.
-        let (value_at_risk, lower) = quantile(scratch, cutoff, 0);
+        let (value_at_risk, lower) = quantile(scratch, cutoff, &known[..2]);
         let count = lower + 1;
+        known[2] = count;
         let conditional_value_at_risk = scratch[..count].iter().sum::<f64>() / count as f64;
-        let (p5, partitioned) = if cutoff == 0.05 {
-            (value_at_risk, count)
+        let p5 = if cutoff == 0.05 {
+            value_at_risk
         } else {
-            let (p5, lower) = quantile(scratch, 0.05, 0);
-            (p5, lower + 1)
+            let (p5, lower) = quantile(scratch, 0.05, &known[..3]);
+            known[3] = lower + 1;
+            p5
         };
-        let (p95, _) = quantile(scratch, 0.95, partitioned);
+        let (p95, _) = quantile(scratch, 0.95, &known);
         Tails {
             value_at_risk: Ok(value_at_risk),
             conditional_value_at_risk: Ok(conditional_value_at_risk),
@@ -651,6 +721,73 @@ mod tests {
                     assert_eq!(tails.tail_ratio, Err(Undefined::ZeroLeftTail));
                 } else {
                     close(tails.tail_ratio, p95.abs() / p5.abs());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn sign_blocks_give_the_percentiles_of_sorting() {
+        use rand::{Rng, SeedableRng, rngs::StdRng};
+        let mut rng = StdRng::seed_from_u64(29);
+        // Mostly zeros (out of the market), no zeros, one sign only, all zeros, tiny.
+        let shapes: [(f64, f64, f64); 6] = [
+            (0.5, -0.02, 0.02),
+            (0.0, -0.02, 0.02),
+            (0.3, -0.02, -0.001),
+            (0.3, 0.001, 0.02),
+            (1.0, -0.02, 0.02),
+            (0.97, -0.02, 0.02),
+        ];
+        for (zeros, low, high) in shapes {
+            for n in [1, 2, 3, 10, 101, 2_000] {
+                let r: Vec<f64> = (0..n)
+                    .map(|_| {
+                        if rng.gen_bool(zeros) {
+                            0.0
+                        } else {
+                            rng.gen_range(low..high)
+                        }
+                    })
+                    .collect();
+                let mut equity = vec![100.0];
+                for x in &r {
+                    equity.push(equity[equity.len() - 1] * (1.0 + x));
+                }
+                // The returns of the curve, as the metrics see them.
+                let exact: Vec<f64> = equity.windows(2).map(|w| w[1] / w[0] - 1.0).collect();
+                let mut blocked = Vec::new();
+                let (zero_start, positive_start) = returns_by_sign(&equity, &mut blocked);
+                assert!(blocked[..zero_start].iter().all(|&x| x < 0.0));
+                assert!(
+                    blocked[zero_start..positive_start]
+                        .iter()
+                        .all(|&x| x == 0.0)
+                );
+                assert!(blocked[positive_start..].iter().all(|&x| x > 0.0));
+                let mut sorted = exact.clone();
+                sorted.sort_by(f64::total_cmp);
+                let mut resorted = blocked.clone();
+                resorted.sort_by(f64::total_cmp);
+                assert_eq!(resorted, sorted, "the same values");
+                for cutoff in [0.01, 0.05, 0.5, 0.99] {
+                    let tails = Tails::of_blocks(
+                        &mut blocked.clone(),
+                        cutoff,
+                        &[zero_start, positive_start],
+                    );
+                    close(tails.value_at_risk, sorted_percentile(&exact, cutoff));
+                    let count = ((n - 1) as f64 * cutoff) as usize + 1;
+                    let cvar = sorted[..count].iter().sum::<f64>() / count as f64;
+                    close(tails.conditional_value_at_risk, cvar);
+                    let (p5, p95) = (
+                        sorted_percentile(&exact, 0.05),
+                        sorted_percentile(&exact, 0.95),
+                    );
+                    match tails.tail_ratio {
+                        Ok(ratio) => close(Ok(ratio), p95.abs() / p5.abs()),
+                        Err(reason) => assert_eq!((reason, p5), (Undefined::ZeroLeftTail, 0.0)),
+                    }
                 }
             }
         }

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::drawdown::{DrawdownPeriod, check_curve, max_drawdown_period};
-use super::returns::{Moments, Tails, cagr_from_growth, calmar_from};
+use super::returns::{Moments, Tails, cagr_from_growth, calmar_from, returns_by_sign};
 use super::trades::TradeStats;
 use super::undefined::{Metric, Undefined, metric_struct};
 use crate::error::{Error, Result};
@@ -67,6 +67,33 @@ impl MetricsConfig {
         }
         Ok(())
     }
+}
+
+/// The largest returns buffer a thread keeps between calls of [`Metrics::compute`]
+/// (4M returns, 32 MB); longer curves use a buffer of their own.
+const SCRATCH_KEPT: usize = 1 << 22;
+
+thread_local! {
+    /// The returns buffer of [`Metrics::compute`], kept per thread: a backtest of a
+    /// million bars would otherwise map 8 MB of fresh pages on every run, and the page
+    /// faults cost about as much as the statistics (a sweep computes thousands).
+    static SCRATCH: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on an empty buffer: the thread's kept one when it is free and the result
+/// fits [`SCRATCH_KEPT`], else a new one.
+fn with_scratch<T>(f: impl FnOnce(&mut Vec<f64>) -> T) -> T {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut kept) => {
+            kept.clear();
+            let result = f(&mut kept);
+            if kept.capacity() > SCRATCH_KEPT {
+                *kept = Vec::new();
+            }
+            result
+        }
+        Err(_) => f(&mut Vec::new()),
+    })
 }
 
 /// Tail probability of the VaR and CVaR in [`Metrics`] (95% confidence).
@@ -154,8 +181,8 @@ impl Metrics {
     /// `timestamps` (Unix seconds, non-decreasing) and `equity` have one entry per
     /// point; `equity[0]` is the starting capital, and returns are
     /// `equity[t] / equity[t - 1] - 1`. `trade_pnls` may be empty. Cost: a few passes
-    /// over the returns and one allocation (the returns, later reordered for the
-    /// percentiles by O(n) selection); no sorting.
+    /// over the returns, kept in a buffer the thread reuses, blocked by sign and
+    /// reordered for the percentiles by O(n) selection inside one block; no sorting.
     ///
     /// # Errors
     /// [`Error::InvalidParameter`] for a bad config; [`Error::LengthMismatch`] when the
@@ -173,15 +200,17 @@ impl Metrics {
         let trades = TradeStats::compute(trade_pnls)?;
         let ppy = config.periods_per_year;
 
-        let mut returns: Vec<f64> = equity.windows(2).map(|w| w[1] / w[0] - 1.0).collect();
-        let n_periods = returns.len();
-        let moments = Moments::of(&returns, config.sortino_target);
+        let (moments, tails) = with_scratch(|returns| {
+            let cuts = returns_by_sign(equity, returns);
+            let moments = Moments::of(returns, config.sortino_target);
+            let cuts = [cuts.0, cuts.1];
+            (moments, Tails::of_blocks(returns, VAR_CUTOFF, &cuts))
+        });
+        let n_periods = moments.n;
         let (max_drawdown, period) = max_drawdown_period(timestamps, equity);
         let initial_equity = equity[0];
         let final_equity = equity[equity.len() - 1];
         let cagr = cagr_from_growth(final_equity / initial_equity, n_periods, ppy);
-        // The returns are not needed in order any more: reuse them as the scratch buffer.
-        let tails = Tails::of(&mut returns, VAR_CUTOFF);
         let extreme = |value: f64| {
             if n_periods == 0 {
                 Err(Undefined::TooFewPeriods {

@@ -4,7 +4,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::backtest::strategy::{Ahead, Context, Decision, FastForward, Strategy};
 use crate::error::{Error, Result};
-use crate::features::Sma;
 
 /// The checked parameters of a [`MomentumStrategy`].
 ///
@@ -69,8 +68,8 @@ impl MomentumParams {
         self.validate()?;
         Ok(MomentumStrategy {
             params: self,
-            fast: Sma::new(self.fast)?,
-            slow: Sma::new(self.slow)?,
+            fast: WindowSma::new(self.fast),
+            slow: WindowSma::new(self.slow),
         })
     }
 }
@@ -84,8 +83,11 @@ impl MomentumParams {
 /// closing an opposite position in the same order) and exits with
 /// [`Decision::close`]; when the position already matches it holds.
 ///
-/// The averages are the streaming [`Sma`]s of [`features`](crate::features), fed one
-/// close per bar: O(1) per bar, no allocation. The strategy follows one symbol; wrap
+/// The averages are those of the streaming [`Sma`](crate::features::Sma) of [`features`](crate::features),
+/// bit for bit (a running sum, re-added from the window once every `period` bars),
+/// but the window is read from the history instead of copied into a ring: O(1) per
+/// bar, no allocation. The strategy expects the bars of its series in order, as the
+/// backtester feeds them; fed anything else, it re-adds its window from the history. The strategy follows one symbol; wrap
 /// one per symbol in [`PerSymbol`](crate::backtest::PerSymbol) for several.
 ///
 /// ```
@@ -101,8 +103,77 @@ impl MomentumParams {
 #[derive(Debug, Clone)]
 pub struct MomentumStrategy {
     params: MomentumParams,
-    fast: Sma,
-    slow: Sma,
+    fast: WindowSma,
+    slow: WindowSma,
+}
+
+/// [`Sma`](crate::features::Sma)'s arithmetic over the closes of a history: the running sum gains the new
+/// close and loses the one `period` bars back, and is re-added from the window right
+/// after the `period`-th close and every `period` closes after it, exactly when
+/// [`Sma`](crate::features::Sma) re-adds its ring, so the values are the same bit for bit.
+#[derive(Debug, Clone)]
+struct WindowSma {
+    period: usize,
+    inverse_period: f64,
+    sum: f64,
+    /// Closes seen: the history's length after the last update.
+    seen: usize,
+    /// Updates after warm-up left until the sum is re-added from the window.
+    until_resum: usize,
+}
+
+impl WindowSma {
+    fn new(period: usize) -> Self {
+        WindowSma {
+            period,
+            inverse_period: 1.0 / period as f64,
+            sum: 0.0,
+            seen: 0,
+            // The first re-add comes with the `period`-th close.
+            until_resum: 1,
+        }
+    }
+
+    fn reset(&mut self) {
+        *self = WindowSma::new(self.period);
+    }
+
+    /// Takes the last close of `closes` (the history up to the current bar); the
+    /// average once `period` closes were seen.
+    #[inline(always)]
+    fn update(&mut self, closes: &[f64]) -> Option<f64> {
+        let n = closes.len();
+        if n != self.seen + 1 {
+            return self.resync(closes);
+        }
+        self.seen = n;
+        let x = closes[n - 1];
+        if n <= self.period {
+            self.sum += x;
+            if n < self.period {
+                return None;
+            }
+        } else {
+            self.sum += x - closes[n - 1 - self.period];
+        }
+        self.until_resum -= 1;
+        if self.until_resum == 0 {
+            self.sum = closes[n - self.period..].iter().sum();
+            self.until_resum = self.period;
+        }
+        Some(self.sum * self.inverse_period)
+    }
+
+    /// Restarts from the window of a history that is not the next bar of the last.
+    #[cold]
+    #[inline(never)]
+    fn resync(&mut self, closes: &[f64]) -> Option<f64> {
+        let n = closes.len();
+        self.seen = n;
+        self.until_resum = self.period;
+        self.sum = closes[n.saturating_sub(self.period)..].iter().sum();
+        (n >= self.period).then_some(self.sum * self.inverse_period)
+    }
 }
 
 impl MomentumStrategy {
@@ -128,12 +199,12 @@ impl MomentumStrategy {
 }
 
 impl MomentumStrategy {
-    /// The decision for a bar closing at `close` with `held` units: the one rule of
+    /// The decision for the last bar of `closes` with `held` units: the one rule of
     /// both [`on_bar`](Strategy::on_bar) and [`fast_forward`](Strategy::fast_forward).
     #[inline(always)]
-    fn decide(&mut self, close: f64, held: f64) -> Decision {
-        let fast = self.fast.update(close);
-        let slow = self.slow.update(close);
+    fn decide(&mut self, closes: &[f64], held: f64) -> Decision {
+        let fast = self.fast.update(closes);
+        let slow = self.slow.update(closes);
         let (Some(fast), Some(slow)) = (fast, slow) else {
             return Decision::hold();
         };
@@ -160,7 +231,7 @@ impl MomentumStrategy {
 impl Strategy for MomentumStrategy {
     #[inline]
     fn on_bar(&mut self, ctx: &Context<'_>) -> Decision {
-        self.decide(ctx.close(), ctx.position().quantity)
+        self.decide(ctx.history().close(), ctx.position().quantity)
     }
 
     /// The averages and the position decide, never the marks: runs the shared rule
@@ -169,7 +240,7 @@ impl Strategy for MomentumStrategy {
     fn fast_forward(&mut self, ctx: &Context<'_>, ahead: Ahead<'_>) -> FastForward {
         let held = ctx.position().quantity;
         for history in ahead {
-            let decision = self.decide(history.current_close(), held);
+            let decision = self.decide(history.close(), held);
             if !decision.is_hold() {
                 return FastForward::DecidesAt {
                     index: history.index(),
@@ -295,6 +366,32 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn window_averages_equal_the_streaming_sma_bit_for_bit() {
+        use crate::features::Sma;
+        use rand::{Rng, SeedableRng, rngs::StdRng};
+        let mut rng = StdRng::seed_from_u64(3);
+        let closes: Vec<f64> = (0..2_000).map(|_| rng.gen_range(1.0..1_000.0)).collect();
+        for period in [1, 2, 3, 7, 50] {
+            let (mut sma, mut window) = (Sma::new(period).unwrap(), WindowSma::new(period));
+            for n in 1..=closes.len() {
+                let expected = sma.update(closes[n - 1]);
+                assert_eq!(
+                    window.update(&closes[..n]),
+                    expected,
+                    "period {period}, bar {n}"
+                );
+            }
+        }
+        // Fed a history that skips bars, it re-adds the window.
+        let mut window = WindowSma::new(3);
+        assert_eq!(window.update(&closes[..1]), None);
+        let skipped = window.update(&closes[..10]).unwrap();
+        let mean = closes[7..10].iter().sum::<f64>() / 3.0;
+        assert!((skipped - mean).abs() < 1e-9 * mean);
+        assert_eq!(window.update(&closes[..2]), None); // back to a short history
     }
 
     #[test]
