@@ -365,8 +365,41 @@ impl ExecutionModel {
         bar: &Bar,
         reference_price: f64,
     ) -> Result<OrderOutcome> {
+        self.execute_with(order, portfolio, limits, |model, order| {
+            model.fill_on_bar(order, bar, reference_price)
+        })
+    }
+
+    /// [`execute`](Self::execute) for a market order that fills at `timestamp`: the
+    /// backtester's path, which then reads nothing of the bar but its time (the other
+    /// columns of a long series are cold in cache at an order).
+    pub(crate) fn execute_market_at(
+        &self,
+        order: &mut Order,
+        portfolio: &mut Portfolio,
+        limits: &RiskLimits,
+        timestamp: i64,
+        reference_price: f64,
+    ) -> Result<OrderOutcome> {
+        self.execute_with(order, portfolio, limits, |model, order| {
+            model
+                .fill_market(order, reference_price, timestamp)
+                .map(Some)
+        })
+    }
+
+    /// The pipeline after the fill: `fill` is the simulated fill (or `None` for a
+    /// limit the bar did not reach).
+    #[inline]
+    fn execute_with(
+        &self,
+        order: &mut Order,
+        portfolio: &mut Portfolio,
+        limits: &RiskLimits,
+        fill: impl FnOnce(&Self, &Order) -> Result<Option<Fill>>,
+    ) -> Result<OrderOutcome> {
         validate_order(order, portfolio.instruments())?;
-        let Some(fill) = self.fill_on_bar(order, bar, reference_price)? else {
+        let Some(fill) = fill(self, order)? else {
             return Ok(OrderOutcome::Pending);
         };
         if let Err(violation) =

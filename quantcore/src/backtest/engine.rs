@@ -298,7 +298,7 @@ impl<'c> Engine<'c> {
     pub(crate) fn before_close(&mut self, s: usize, series: &BarSeries, row: usize) -> Result<()> {
         let slot = &self.slots[s];
         if slot.pending.is_some() {
-            self.fill_pending(s, &series.bar(row))?;
+            self.fill_pending(s, series, row)?;
         }
         if !self.slots[s].resting.is_empty() {
             self.fill_resting(s, &series.bar(row))?;
@@ -444,10 +444,10 @@ impl<'c> Engine<'c> {
         }
         match self.config.fill_timing {
             FillTiming::ThisClose => {
-                let bar = series.bar(row);
-                self.execute_market(s, row, created_at, decision, &bar, bar.close)?;
+                let (timestamp, close) = (series.timestamps()[row], series.close()[row]);
+                self.execute_market(s, row, created_at, decision, timestamp, close)?;
                 // The fill marked the symbol at its (slipped) fill price.
-                self.portfolio.mark(SymbolId(s as u32), bar.close)
+                self.portfolio.mark(SymbolId(s as u32), close)
             }
             FillTiming::NextOpen => {
                 self.slots[s].pending = Some(PendingMarket {
@@ -462,7 +462,7 @@ impl<'c> Engine<'c> {
 
     #[cold]
     #[inline(never)]
-    fn fill_pending(&mut self, s: usize, bar: &Bar) -> Result<()> {
+    fn fill_pending(&mut self, s: usize, series: &BarSeries, row: usize) -> Result<()> {
         let Some(pending) = self.slots[s].pending.take() else {
             return Ok(());
         };
@@ -471,8 +471,8 @@ impl<'c> Engine<'c> {
             pending.row,
             pending.created_at,
             pending.decision,
-            bar,
-            bar.open,
+            series.timestamps()[row],
+            series.open()[row],
         )
     }
 
@@ -483,7 +483,7 @@ impl<'c> Engine<'c> {
         row: usize,
         created_at: i64,
         decision: Decision,
-        bar: &Bar,
+        timestamp: i64,
         reference: f64,
     ) -> Result<()> {
         let model = self.config.execution;
@@ -504,7 +504,16 @@ impl<'c> Engine<'c> {
             leg,
         );
         self.validate(s, row, &order)?;
-        self.execute(order, bar, reference).map(drop)
+        let mut order = order;
+        let outcome = self.config.execution.execute_market_at(
+            &mut order,
+            &mut self.portfolio,
+            &self.config.risk_limits,
+            timestamp,
+            reference,
+        )?;
+        self.record(order, outcome);
+        Ok(())
     }
 
     fn place_limit(
@@ -593,13 +602,19 @@ impl<'c> Engine<'c> {
             bar,
             reference,
         )?;
-        match outcome {
-            OrderOutcome::Filled { fill, .. } => self.fills.push(fill),
-            OrderOutcome::Rejected(_) => {}
-            OrderOutcome::Pending => return Ok(Some(order)),
+        if outcome == OrderOutcome::Pending {
+            return Ok(Some(order));
+        }
+        self.record(order, outcome);
+        Ok(None)
+    }
+
+    /// Keeps a filled or rejected order and its fill.
+    fn record(&mut self, order: Order, outcome: OrderOutcome) {
+        if let OrderOutcome::Filled { fill, .. } = outcome {
+            self.fills.push(fill);
         }
         self.orders.push(order);
-        Ok(None)
     }
 
     /// The order a decision asks for at `price_of(side)` (the expected fill price),
