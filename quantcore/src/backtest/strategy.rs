@@ -105,6 +105,22 @@ impl<'a> Ahead<'a> {
     pub fn new(series: &'a BarSeries, from: usize) -> Self {
         Ahead { series, next: from }
     }
+
+    /// Runs `decide` on each bar ahead until it answers something other than hold:
+    /// the whole fast path of a strategy whose rule is a function of the history.
+    #[inline]
+    pub fn until_decision(self, mut decide: impl FnMut(&History<'a>) -> Decision) -> FastForward {
+        for history in self {
+            let decision = decide(&history);
+            if !decision.is_hold() {
+                return FastForward::DecidesAt {
+                    index: history.index(),
+                    decision,
+                };
+            }
+        }
+        FastForward::HoldsToEnd
+    }
 }
 
 impl<'a> Iterator for Ahead<'a> {

@@ -172,16 +172,7 @@ impl Strategy for MeanReversionStrategy {
     #[inline]
     fn fast_forward(&mut self, ctx: &Context<'_>, ahead: Ahead<'_>) -> FastForward {
         let held = ctx.position().quantity;
-        for history in ahead {
-            let decision = self.decide(history.current_close(), held);
-            if !decision.is_hold() {
-                return FastForward::DecidesAt {
-                    index: history.index(),
-                    decision,
-                };
-            }
-        }
-        FastForward::HoldsToEnd
+        ahead.until_decision(|history| self.decide(history.current_close(), held))
     }
 
     fn start(&mut self, symbols: usize) -> Result<()> {
