@@ -150,6 +150,9 @@ pub struct BenchReport {
     pub bars: u64,
     pub seconds: f64,
     pub bars_per_second: f64,
+    /// Seconds from the first publish until the ml role had analysed every bar (the rest
+    /// of `seconds` is the trade role finishing the signals behind it).
+    pub ml_seconds: f64,
     /// Signals published by the ml role.
     pub signals: u64,
     /// Orders filled.
@@ -169,6 +172,7 @@ impl std::fmt::Display for BenchReport {
             "bars:         {} in {:.3} s = {:.0} bars/s",
             self.bars, self.seconds, self.bars_per_second
         )?;
+        writeln!(f, "ml done:      after {:.3} s", self.ml_seconds)?;
         writeln!(
             f,
             "signals:      {}, orders filled: {}",
@@ -441,11 +445,15 @@ pub async fn run(config: &BenchConfig) -> Result<BenchReport, BenchError> {
             .map_err(|error| BenchError::Role(error.to_string()))?;
         published_at.extend(times);
     }
+    let mut ml_seconds = None;
     loop {
         if let Some(done) = roles.try_join_next() {
             return Err(BenchError::Role(format!("{done:?}")));
         }
         let analysed = Stats::get(&ml_stats.bars_analysed);
+        if analysed >= total && ml_seconds.is_none() {
+            ml_seconds = Some(started.elapsed().as_secs_f64());
+        }
         if analysed >= total
             && Stats::get(&trade_stats.signals_handled) >= Stats::get(&ml_stats.signals_published)
         {
@@ -454,6 +462,7 @@ pub async fn run(config: &BenchConfig) -> Result<BenchReport, BenchError> {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let seconds = started.elapsed().as_secs_f64();
+    let ml_seconds = ml_seconds.unwrap_or(seconds);
     roles.abort_all();
 
     let mut latencies = Vec::new();
@@ -476,6 +485,7 @@ pub async fn run(config: &BenchConfig) -> Result<BenchReport, BenchError> {
         bars: total,
         seconds,
         bars_per_second: total as f64 / seconds,
+        ml_seconds,
         signals: Stats::get(&ml_stats.signals_published),
         orders: Stats::get(&trade_stats.orders_filled),
         latency_p50_ms: quantile(&latencies, 0.5),
