@@ -366,7 +366,13 @@ impl SqliteStore {
         order: &super::OrderRequest,
         error: StoreError,
     ) -> Result<FillOutcome> {
-        Self::insert_order(&mut tx, order, OrderStatus::Rejected, Some(error.to_string())).await?;
+        Self::insert_order(
+            &mut tx,
+            order,
+            OrderStatus::Rejected,
+            Some(error.to_string()),
+        )
+        .await?;
         tx.commit().await.map_err(StoreError::db("commit"))?;
         Err(error)
     }
