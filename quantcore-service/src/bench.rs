@@ -43,6 +43,20 @@
 //! of the CPU time in the kernel's thread switches) and the anomaly forest (about 15 %);
 //! the two cores are about 60 % busy.
 //!
+//! After fewer round trips per fill (SQLite 9 -> 5: the marker's `INSERT … RETURNING` reads
+//! cash and position, one `fill_writes` statement writes order, cash and position; the
+//! SQLite pools no longer ping a connection before handing it out; PostgreSQL 11 -> 6 with
+//! data-modifying `WITH`), runs interleaved with the previous build on the same, busier
+//! machine: embedded unpaced 13,300-16,100 bars/s (previous build 12,800-13,400);
+//! PostgreSQL + Kafka mock unpaced 7,300-8,200 (previous 5,900-6,700); paced 1,000 bars/s
+//! p99: embedded 19-22 ms (previous 27-36 ms interleaved, 10-14 ms when the machine was
+//! idle), PostgreSQL + mock 39-58 ms (previous 45-71 ms; one run of the
+//! new build fell behind to 617 bars/s, p50 4.7 s, not seen again); PostgreSQL + tansu
+//! (in-memory, a fresh broker per run) 6 symbols 3,800-3,900 (previous 3,540-3,870), 12
+//! symbols 5,740 (previous 5,680-5,910). The report's `ml done` line shows what bounds
+//! a run: embedded, the ml role finishes at 0.8-1.0 s and the trade role's fills take the
+//! rest; on a real broker the ml role itself takes most of the run.
+//!
 //! Paced runs do not batch (a bar is alone when it arrives), so each bar pays its own
 //! store round trips: the highest paced rate with p99 under 50 ms is about 1,000 bars/s on
 //! both setups, well below the unpaced throughput. The figures vary by 10-20 % from run

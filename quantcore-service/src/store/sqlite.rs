@@ -21,6 +21,10 @@
 //! - Where PostgreSQL calls a procedure (`check_available_funds`, `calculate_position_pnl`,
 //!   `get_portfolio_stats`) this store computes the same thing in Rust; the triggers
 //!   (`validate_order`, `update_portfolio_value`) exist in SQLite too (`migrations/sqlite`).
+//! - A fill's order, cash and position are written by one `INSERT` into the `fill_writes`
+//!   view, whose `INSTEAD OF` trigger (`migrations/sqlite/0004_fill_writes.sql`) does the
+//!   three writes in order: each statement is a round trip to the connection's worker
+//!   thread (see [Fills](super#fills)). It decides nothing; the Rust store does.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
