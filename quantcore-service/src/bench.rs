@@ -43,6 +43,20 @@
 //! of the CPU time in the kernel's thread switches) and the anomaly forest (about 15 %);
 //! the two cores are about 60 % busy.
 //!
+//! After fewer round trips per fill (SQLite 9 -> 5: the marker's `INSERT … RETURNING` reads
+//! cash and position, one `fill_writes` statement writes order, cash and position; the
+//! SQLite pools no longer ping a connection before handing it out; PostgreSQL 11 -> 6 with
+//! data-modifying `WITH`), runs interleaved with the previous build on the same, busier
+//! machine: embedded unpaced 13,300-16,100 bars/s (previous build 12,800-13,400);
+//! PostgreSQL + Kafka mock unpaced 7,300-8,200 (previous 5,900-6,700); paced 1,000 bars/s
+//! p99: embedded 19-22 ms (previous 27-36 ms interleaved, 10-14 ms when the machine was
+//! idle), PostgreSQL + mock 39-58 ms (previous 45-71 ms; one run of the
+//! new build fell behind to 617 bars/s, p50 4.7 s, not seen again); PostgreSQL + tansu
+//! (in-memory, a fresh broker per run) 6 symbols 3,800-3,900 (previous 3,540-3,870), 12
+//! symbols 5,740 (previous 5,680-5,910). The report's `ml done` line shows what bounds
+//! a run: embedded, the ml role finishes at 0.8-1.0 s and the trade role's fills take the
+//! rest; on a real broker the ml role itself takes most of the run.
+//!
 //! Paced runs do not batch (a bar is alone when it arrives), so each bar pays its own
 //! store round trips: the highest paced rate with p99 under 50 ms is about 1,000 bars/s on
 //! both setups, well below the unpaced throughput. The figures vary by 10-20 % from run
@@ -150,6 +164,9 @@ pub struct BenchReport {
     pub bars: u64,
     pub seconds: f64,
     pub bars_per_second: f64,
+    /// Seconds from the first publish until the ml role had analysed every bar (the rest
+    /// of `seconds` is the trade role finishing the signals behind it).
+    pub ml_seconds: f64,
     /// Signals published by the ml role.
     pub signals: u64,
     /// Orders filled.
@@ -169,6 +186,7 @@ impl std::fmt::Display for BenchReport {
             "bars:         {} in {:.3} s = {:.0} bars/s",
             self.bars, self.seconds, self.bars_per_second
         )?;
+        writeln!(f, "ml done:      after {:.3} s", self.ml_seconds)?;
         writeln!(
             f,
             "signals:      {}, orders filled: {}",
@@ -441,11 +459,15 @@ pub async fn run(config: &BenchConfig) -> Result<BenchReport, BenchError> {
             .map_err(|error| BenchError::Role(error.to_string()))?;
         published_at.extend(times);
     }
+    let mut ml_seconds = None;
     loop {
         if let Some(done) = roles.try_join_next() {
             return Err(BenchError::Role(format!("{done:?}")));
         }
         let analysed = Stats::get(&ml_stats.bars_analysed);
+        if analysed >= total && ml_seconds.is_none() {
+            ml_seconds = Some(started.elapsed().as_secs_f64());
+        }
         if analysed >= total
             && Stats::get(&trade_stats.signals_handled) >= Stats::get(&ml_stats.signals_published)
         {
@@ -454,6 +476,7 @@ pub async fn run(config: &BenchConfig) -> Result<BenchReport, BenchError> {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let seconds = started.elapsed().as_secs_f64();
+    let ml_seconds = ml_seconds.unwrap_or(seconds);
     roles.abort_all();
 
     let mut latencies = Vec::new();
@@ -476,6 +499,7 @@ pub async fn run(config: &BenchConfig) -> Result<BenchReport, BenchError> {
         bars: total,
         seconds,
         bars_per_second: total as f64 / seconds,
+        ml_seconds,
         signals: Stats::get(&ml_stats.signals_published),
         orders: Stats::get(&trade_stats.orders_filled),
         latency_p50_ms: quantile(&latencies, 0.5),

@@ -40,6 +40,16 @@
 //! message is not retried, and returns [`StoreError::InsufficientFunds`] or
 //! [`StoreError::InsufficientPosition`]. Any other error rolls everything back.
 //!
+//! The steps are few statements, since each is a round trip (to the server, or to the
+//! SQLite connection's worker thread) and the trade role's fills run one after another:
+//! PostgreSQL folds the marker into the account lock, the order into the position lock and
+//! `check_available_funds`, and the position, trade and `FILLED` into one statement
+//! (data-modifying `WITH`): 6 round trips with `BEGIN` and `COMMIT`. SQLite reads the
+//! cash and position in the marker's `INSERT … RETURNING` and inserts the order once, with
+//! its final status, after the checks (a check that fails inserts it first, so the
+//! `validate_order` triggers' refusal still wins, as at step 3); order, cash and position
+//! go in one statement through the `fill_writes` view's trigger: 5 round trips.
+//!
 //! # Time
 //! PostgreSQL stores `TIMESTAMPTZ`; SQLite stores Unix microseconds in `INTEGER` columns.
 //! Bar timestamps cross the API as Unix seconds (as in [`quantcore::data::Bar`]).

@@ -721,41 +721,50 @@ impl Store for PgStore {
     async fn execute_fill(&self, request: &FillRequest, plan: FillPlan) -> Result<FillOutcome> {
         check_fill_request(request)?;
         let order = &request.order;
+        // The trade role's fills run one after another, each statement a round trip to
+        // the server: a fill takes 6 (begin, the marker with the account lock, the order
+        // with the position lock and `check_available_funds`, the cash, the position with
+        // the trade and the order's FILLED, commit; it took 11).
         let mut tx = self.begin().await?;
-        if let Some(key) = &request.processed
-            && !Self::insert_processed(&mut tx, key).await?
-        {
+        // Lock order: account, then position. Every fill takes the account lock first, so
+        // fills are serialized and never deadlock. A repeated message inserts no marker
+        // (`fresh` false): nothing is written.
+        let state = match &request.processed {
+            Some(key) => sqlx::query(
+                "WITH marker AS (INSERT INTO processed_messages (consumer, message_id) \
+                 VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING 1) \
+                 SELECT (SELECT cash FROM account WHERE id = 1 FOR UPDATE) AS cash, \
+                 EXISTS (SELECT 1 FROM marker) AS fresh",
+            )
+            .bind(&key.consumer)
+            .bind(key.message_id),
+            None => sqlx::query(
+                "SELECT (SELECT cash FROM account WHERE id = 1 FOR UPDATE) AS cash, \
+                 TRUE AS fresh",
+            ),
+        }
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(StoreError::db("lock account"))?;
+        let read = |e| StoreError::db("read account")(e);
+        if !state.try_get::<bool, _>("fresh").map_err(read)? {
             return Ok(FillOutcome::Duplicate);
         }
-        // Lock order: account, then position. Every fill takes the account lock first, so
-        // fills are serialized and never deadlock.
-        let cash: f64 = sqlx::query_scalar("SELECT cash FROM account WHERE id = 1 FOR UPDATE")
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(StoreError::db("lock account"))?
+        let cash: f64 = state
+            .try_get::<Option<f64>, _>("cash")
+            .map_err(read)?
             .ok_or(StoreError::NoAccount)?;
-        let position = sqlx::query(
-            "SELECT quantity, average_price, realized_pnl FROM positions \
-             WHERE symbol = $1 FOR UPDATE",
-        )
-        .bind(&order.symbol)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(StoreError::db("lock position"))?
-        .map(|row| -> std::result::Result<PositionState, sqlx::Error> {
-            Ok(PositionState {
-                quantity: row.try_get("quantity")?,
-                average_price: row.try_get("average_price")?,
-                realized_pnl: row.try_get("realized_pnl")?,
-            })
-        })
-        .transpose()
-        .map_err(StoreError::db("read position"))?
-        .unwrap_or_default();
-
-        sqlx::query(
-            "INSERT INTO orders (id, symbol, side, kind, quantity, limit_price, status, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, 'NEW', $7)",
+        // The order (the validate_order trigger checks it: its refusal fails the whole
+        // statement, so it wins over the funds check), the position's lock and
+        // check_available_funds in one statement.
+        let row = sqlx::query(
+            "WITH inserted AS (INSERT INTO orders \
+             (id, symbol, side, kind, quantity, limit_price, status, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'NEW', $7) RETURNING id) \
+             SELECT p.quantity, p.average_price, p.realized_pnl, \
+             check_available_funds($1, $2, $3, $5, $8) AS funded \
+             FROM (SELECT 1) AS one LEFT JOIN LATERAL (SELECT quantity, average_price, \
+             realized_pnl FROM positions WHERE symbol = $2 FOR UPDATE) AS p ON TRUE",
         )
         .bind(order.id)
         .bind(&order.symbol)
@@ -764,19 +773,20 @@ impl Store for PgStore {
         .bind(order.quantity)
         .bind(order.limit_price)
         .bind(order.created_at)
-        .execute(&mut *tx)
+        .bind(request.price)
+        .fetch_one(&mut *tx)
         .await
         .map_err(order_insert_error(order.id))?;
-
-        let funded: bool = sqlx::query_scalar("SELECT check_available_funds($1, $2, $3, $4, $5)")
-            .bind(order.id)
-            .bind(&order.symbol)
-            .bind(order.side.as_str())
-            .bind(order.quantity)
-            .bind(request.price)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(StoreError::db("check_available_funds"))?;
+        let read = |e| StoreError::db("read position")(e);
+        let position = match row.try_get::<Option<f64>, _>("quantity").map_err(read)? {
+            Some(quantity) => PositionState {
+                quantity,
+                average_price: row.try_get("average_price").map_err(read)?,
+                realized_pnl: row.try_get("realized_pnl").map_err(read)?,
+            },
+            None => PositionState::default(),
+        };
+        let funded: bool = row.try_get("funded").map_err(read)?;
         if !funded {
             let error = match order.side {
                 Side::Buy => StoreError::InsufficientFunds {
@@ -810,41 +820,32 @@ impl Store for PgStore {
             return Self::reject(tx, order.id, error).await;
         }
 
-        // Cash first: the position trigger's snapshot reads the new cash.
+        // Cash first, in its own statement: the position trigger's snapshot reads the new
+        // cash.
         sqlx::query("UPDATE account SET cash = $1, updated_at = $2 WHERE id = 1")
             .bind(cash_after)
             .bind(request.filled_at)
             .execute(&mut *tx)
             .await
             .map_err(StoreError::db("update cash"))?;
-        // `None` keeps the stored levels (a new row gets none).
+        // The position (`None` levels keep the stored ones; a new row gets none), the
+        // order's FILLED and the trade in one statement.
         let keep_levels = effects.exit_levels.is_none();
         let levels = effects.exit_levels.unwrap_or_default();
-        sqlx::query(
-            "INSERT INTO positions (symbol, quantity, average_price, realized_pnl, current_price, updated_at, \
-             stop_loss, take_profit) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+        let trade_id: i64 = sqlx::query_scalar(
+            "WITH position AS (INSERT INTO positions (symbol, quantity, average_price, \
+             realized_pnl, current_price, updated_at, stop_loss, take_profit) \
+             VALUES ($2, $9, $10, $11, $5, $8, $12, $13) \
              ON CONFLICT (symbol) DO UPDATE SET quantity = EXCLUDED.quantity, \
              average_price = EXCLUDED.average_price, realized_pnl = EXCLUDED.realized_pnl, \
              current_price = EXCLUDED.current_price, updated_at = EXCLUDED.updated_at, \
-             stop_loss = CASE WHEN $9 THEN positions.stop_loss ELSE EXCLUDED.stop_loss END, \
-             take_profit = CASE WHEN $9 THEN positions.take_profit ELSE EXCLUDED.take_profit END",
-        )
-        .bind(&order.symbol)
-        .bind(effects.position.quantity)
-        .bind(effects.position.average_price)
-        .bind(effects.position.realized_pnl)
-        .bind(request.price)
-        .bind(request.filled_at)
-        .bind(levels.stop_loss)
-        .bind(levels.take_profit)
-        .bind(keep_levels)
-        .execute(&mut *tx)
-        .await
-        .map_err(StoreError::db("update position"))?;
-        let trade_id: i64 = sqlx::query_scalar(
-            "INSERT INTO trades (order_id, symbol, side, quantity, price, commission, realized_pnl, executed_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+             stop_loss = CASE WHEN $14 THEN positions.stop_loss ELSE EXCLUDED.stop_loss END, \
+             take_profit = CASE WHEN $14 THEN positions.take_profit ELSE EXCLUDED.take_profit END \
+             RETURNING 1), \
+             filled AS (UPDATE orders SET status = 'FILLED', filled_price = $5, \
+             commission = $6, filled_at = $8 WHERE id = $1 RETURNING 1) \
+             INSERT INTO trades (order_id, symbol, side, quantity, price, commission, \
+             realized_pnl, executed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
         )
         .bind(order.id)
         .bind(&order.symbol)
@@ -854,20 +855,15 @@ impl Store for PgStore {
         .bind(request.commission)
         .bind(effects.realized_pnl)
         .bind(request.filled_at)
+        .bind(effects.position.quantity)
+        .bind(effects.position.average_price)
+        .bind(effects.position.realized_pnl)
+        .bind(levels.stop_loss)
+        .bind(levels.take_profit)
+        .bind(keep_levels)
         .fetch_one(&mut *tx)
         .await
-        .map_err(StoreError::db("insert trade"))?;
-        sqlx::query(
-            "UPDATE orders SET status = 'FILLED', filled_price = $1, commission = $2, \
-             filled_at = $3 WHERE id = $4",
-        )
-        .bind(request.price)
-        .bind(request.commission)
-        .bind(request.filled_at)
-        .bind(order.id)
-        .execute(&mut *tx)
-        .await
-        .map_err(StoreError::db("mark order filled"))?;
+        .map_err(StoreError::db("write fill"))?;
         tx.commit().await.map_err(StoreError::db("commit"))?;
         Ok(FillOutcome::Filled(FillReceipt {
             order_id: order.id,

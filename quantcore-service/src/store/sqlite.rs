@@ -21,6 +21,10 @@
 //! - Where PostgreSQL calls a procedure (`check_available_funds`, `calculate_position_pnl`,
 //!   `get_portfolio_stats`) this store computes the same thing in Rust; the triggers
 //!   (`validate_order`, `update_portfolio_value`) exist in SQLite too (`migrations/sqlite`).
+//! - A fill's order, cash and position are written by one `INSERT` into the `fill_writes`
+//!   view, whose `INSTEAD OF` trigger (`migrations/sqlite/0004_fill_writes.sql`) does the
+//!   three writes in order: each statement is a round trip to the connection's worker
+//!   thread (see [Fills](super#fills)). It decides nothing; the Rust store does.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -120,6 +124,18 @@ fn order_insert_error(order_id: Uuid) -> impl FnOnce(sqlx::Error) -> StoreError 
     }
 }
 
+/// Maps an error of the `fill_writes` insert: the order's errors as
+/// [`order_insert_error`], anything else a database error of the fill's writes.
+fn fill_write_error(order_id: Uuid) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |error| match order_insert_error(order_id)(error) {
+        StoreError::Database { source, .. } => StoreError::Database {
+            operation: "write fill",
+            source,
+        },
+        mapped => mapped,
+    }
+}
+
 impl SqliteStore {
     /// Opens (creating when missing) the database file of `url` (`sqlite:PATH`,
     /// `sqlite://PATH`); does not migrate (see [`Store::migrate`]).
@@ -143,6 +159,10 @@ impl SqliteStore {
         }
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections.max(1))
+            // No ping before handing out a connection: a file connection does not go away,
+            // and the ping was one more round trip to its worker thread for every query
+            // and transaction.
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .map_err(StoreError::db("connect"))?;
@@ -316,20 +336,61 @@ impl SqliteStore {
         .map_err(StoreError::db("read anomaly id"))
     }
 
-    /// Marks the order `REJECTED`, commits (keeping the idempotency marker) and returns
-    /// `error`.
+    /// Inserts `order`, not filled, with `status` (the `validate_order` triggers check it
+    /// here, so their refusal wins over the store's).
+    async fn insert_order(
+        tx: &mut Transaction<'static, Sqlite>,
+        order: &super::OrderRequest,
+        status: OrderStatus,
+        reject_reason: Option<String>,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO orders (id, symbol, side, kind, quantity, limit_price, status, \
+             reject_reason, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(order.id.to_string())
+        .bind(&order.symbol)
+        .bind(order.side.as_str())
+        .bind(order.kind.as_str())
+        .bind(order.quantity)
+        .bind(order.limit_price)
+        .bind(status.as_str())
+        .bind(reject_reason)
+        .bind(micros(order.created_at))
+        .execute(&mut **tx)
+        .await
+        .map_err(order_insert_error(order.id))?;
+        Ok(())
+    }
+
+    /// Inserts the order `REJECTED`, commits (keeping the idempotency marker) and returns
+    /// `error`; the `validate_order` triggers' refusal of the order wins over `error`.
     async fn reject(
         mut tx: Transaction<'static, Sqlite>,
-        order_id: Uuid,
+        order: &super::OrderRequest,
         error: StoreError,
     ) -> Result<FillOutcome> {
-        sqlx::query("UPDATE orders SET status = 'REJECTED', reject_reason = ? WHERE id = ?")
-            .bind(error.to_string())
-            .bind(order_id.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::db("reject order"))?;
+        Self::insert_order(
+            &mut tx,
+            order,
+            OrderStatus::Rejected,
+            Some(error.to_string()),
+        )
+        .await?;
         tx.commit().await.map_err(StoreError::db("commit"))?;
+        Err(error)
+    }
+
+    /// Returns `error` after the order insert the fill would have made, rolled back: the
+    /// `validate_order` triggers' refusal (or a repeated order id) wins over `error`, as
+    /// when the order was inserted before the check that failed.
+    async fn abort_fill(
+        mut tx: Transaction<'static, Sqlite>,
+        order: &super::OrderRequest,
+        error: StoreError,
+    ) -> Result<FillOutcome> {
+        Self::insert_order(&mut tx, order, OrderStatus::New, None).await?;
+        drop(tx);
         Err(error)
     }
 }
@@ -777,27 +838,60 @@ impl Store for SqliteStore {
     async fn execute_fill(&self, request: &FillRequest, plan: FillPlan) -> Result<FillOutcome> {
         check_fill_request(request)?;
         let order = &request.order;
+        // Every statement is a round trip to the connection's worker thread, and the
+        // trade role's fills run one after another: a fill takes 5 (begin, the marker with
+        // the reads, `fill_writes`, the trade, commit; it took 9). The order goes in once,
+        // with its final status; a check that fails before inserts it (`reject`,
+        // `abort_fill`), so the `validate_order` triggers still decide before the store's
+        // own checks, as when the order went in first.
+        //
         // BEGIN IMMEDIATE takes the write lock now: no other writer can change the cash or
         // the position between the reads below and the writes.
         let (_turn, mut tx) = self.begin_immediate().await?;
-        if let Some(key) = &request.processed
-            && !Self::insert_processed(&mut tx, key).await?
-        {
-            return Ok(FillOutcome::Duplicate);
+        // The cash and the position (no position row reads as zeros), in the marker's
+        // insert when there is one: a repeated message inserts nothing and returns no row.
+        macro_rules! state {
+            () => {
+                "(SELECT cash FROM account WHERE id = 1) AS cash, \
+                 (SELECT quantity FROM positions WHERE symbol = ?) AS quantity, \
+                 (SELECT average_price FROM positions WHERE symbol = ?) AS average_price, \
+                 (SELECT realized_pnl FROM positions WHERE symbol = ?) AS realized_pnl"
+            };
         }
-        // The cash and the position in one statement (one round trip to the connection's
-        // worker thread); no position row reads as zeros.
-        let row = sqlx::query(
-            "SELECT a.cash, p.quantity, p.average_price, p.realized_pnl \
-             FROM account a LEFT JOIN positions p ON p.symbol = ? WHERE a.id = 1",
-        )
-        .bind(&order.symbol)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(StoreError::db("lock account and position"))?
-        .ok_or(StoreError::NoAccount)?;
+        let row = match &request.processed {
+            Some(key) => {
+                let row = sqlx::query(concat!(
+                    "INSERT INTO processed_messages (consumer, message_id, processed_at) \
+                     VALUES (?, ?, ?) ON CONFLICT DO NOTHING RETURNING ",
+                    state!()
+                ))
+                .bind(&key.consumer)
+                .bind(key.message_id.to_string())
+                .bind(micros(Utc::now()))
+                .bind(&order.symbol)
+                .bind(&order.symbol)
+                .bind(&order.symbol)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(StoreError::db("mark message processed"))?;
+                match row {
+                    Some(row) => row,
+                    None => return Ok(FillOutcome::Duplicate),
+                }
+            }
+            None => sqlx::query(concat!("SELECT ", state!()))
+                .bind(&order.symbol)
+                .bind(&order.symbol)
+                .bind(&order.symbol)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(StoreError::db("lock account and position"))?,
+        };
         let read = |e| StoreError::db("read position")(e);
-        let cash: f64 = row.try_get("cash").map_err(read)?;
+        let cash: f64 = row
+            .try_get::<Option<f64>, _>("cash")
+            .map_err(read)?
+            .ok_or(StoreError::NoAccount)?;
         let position = match row.try_get::<Option<f64>, _>("quantity").map_err(read)? {
             Some(quantity) => PositionState {
                 quantity,
@@ -806,21 +900,6 @@ impl Store for SqliteStore {
             },
             None => PositionState::default(),
         };
-
-        sqlx::query(
-            "INSERT INTO orders (id, symbol, side, kind, quantity, limit_price, status, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, 'NEW', ?)",
-        )
-        .bind(order.id.to_string())
-        .bind(&order.symbol)
-        .bind(order.side.as_str())
-        .bind(order.kind.as_str())
-        .bind(order.quantity)
-        .bind(order.limit_price)
-        .bind(micros(order.created_at))
-        .execute(&mut *tx)
-        .await
-        .map_err(order_insert_error(order.id))?;
 
         // check_available_funds, as the PostgreSQL function computes it.
         match order.side {
@@ -832,7 +911,7 @@ impl Store for SqliteStore {
                         required,
                         available: cash,
                     };
-                    return Self::reject(tx, order.id, error).await;
+                    return Self::reject(tx, order, error).await;
                 }
             }
             Side::Sell => {
@@ -843,17 +922,24 @@ impl Store for SqliteStore {
                         requested: order.quantity,
                         held: position.quantity,
                     };
-                    return Self::reject(tx, order.id, error).await;
+                    return Self::reject(tx, order, error).await;
                 }
             }
         }
 
-        let effects =
-            plan(&LockedState { cash, position }).map_err(|source| StoreError::PlanRejected {
-                order_id: order.id,
-                source,
-            })?;
-        check_effects(&effects)?;
+        let effects = match plan(&LockedState { cash, position }) {
+            Ok(effects) => effects,
+            Err(source) => {
+                let error = StoreError::PlanRejected {
+                    order_id: order.id,
+                    source,
+                };
+                return Self::abort_fill(tx, order, error).await;
+            }
+        };
+        if let Err(error) = check_effects(&effects) {
+            return Self::abort_fill(tx, order, error).await;
+        }
         let cash_after = cash + effects.cash_delta;
         if cash_after < 0.0 {
             let error = StoreError::InsufficientFunds {
@@ -861,43 +947,40 @@ impl Store for SqliteStore {
                 required: -effects.cash_delta,
                 available: cash,
             };
-            return Self::reject(tx, order.id, error).await;
+            return Self::reject(tx, order, error).await;
         }
 
         let filled_at = micros(request.filled_at);
-        // Cash first: the position trigger's snapshot reads the new cash.
-        sqlx::query("UPDATE account SET cash = ?, updated_at = ? WHERE id = 1")
-            .bind(cash_after)
-            .bind(filled_at)
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::db("update cash"))?;
-        // `None` keeps the stored levels (a new row gets none).
+        // The order, the cash and the position in one statement (`fill_writes`, see
+        // `migrations/sqlite/0004_fill_writes.sql`); `None` levels keep the stored ones.
         let keep_levels = effects.exit_levels.is_none();
         let levels = effects.exit_levels.unwrap_or_default();
         sqlx::query(
-            "INSERT INTO positions (symbol, quantity, average_price, realized_pnl, current_price, updated_at, \
-             stop_loss, take_profit) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (symbol) DO UPDATE SET quantity = excluded.quantity, \
-             average_price = excluded.average_price, realized_pnl = excluded.realized_pnl, \
-             current_price = excluded.current_price, updated_at = excluded.updated_at, \
-             stop_loss = CASE WHEN ? THEN positions.stop_loss ELSE excluded.stop_loss END, \
-             take_profit = CASE WHEN ? THEN positions.take_profit ELSE excluded.take_profit END",
+            "INSERT INTO fill_writes (order_id, symbol, side, kind, quantity, limit_price, \
+             created_at, price, commission, filled_at, cash_after, position_quantity, \
+             average_price, realized_pnl, keep_levels, stop_loss, take_profit) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
+        .bind(order.id.to_string())
         .bind(&order.symbol)
+        .bind(order.side.as_str())
+        .bind(order.kind.as_str())
+        .bind(order.quantity)
+        .bind(order.limit_price)
+        .bind(micros(order.created_at))
+        .bind(request.price)
+        .bind(request.commission)
+        .bind(filled_at)
+        .bind(cash_after)
         .bind(effects.position.quantity)
         .bind(effects.position.average_price)
         .bind(effects.position.realized_pnl)
-        .bind(request.price)
-        .bind(filled_at)
+        .bind(keep_levels)
         .bind(levels.stop_loss)
         .bind(levels.take_profit)
-        .bind(keep_levels)
-        .bind(keep_levels)
         .execute(&mut *tx)
         .await
-        .map_err(StoreError::db("update position"))?;
+        .map_err(fill_write_error(order.id))?;
         let trade_id: i64 = sqlx::query_scalar(
             "INSERT INTO trades (order_id, symbol, side, quantity, price, commission, realized_pnl, executed_at) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
@@ -913,17 +996,6 @@ impl Store for SqliteStore {
         .fetch_one(&mut *tx)
         .await
         .map_err(StoreError::db("insert trade"))?;
-        sqlx::query(
-            "UPDATE orders SET status = 'FILLED', filled_price = ?, commission = ?, filled_at = ? \
-             WHERE id = ?",
-        )
-        .bind(request.price)
-        .bind(request.commission)
-        .bind(filled_at)
-        .bind(order.id.to_string())
-        .execute(&mut *tx)
-        .await
-        .map_err(StoreError::db("mark order filled"))?;
         tx.commit().await.map_err(StoreError::db("commit"))?;
         Ok(FillOutcome::Filled(FillReceipt {
             order_id: order.id,
