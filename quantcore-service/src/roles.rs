@@ -1224,6 +1224,60 @@ async fn fill_on_portfolio(
     exits: ExitLevels,
     processed: Option<ProcessedKey>,
 ) -> Result<(OrderResult, Option<PositionState>), RoleError> {
+    match prepare_fill(settings, portfolio, intent, exits, processed)? {
+        PreparedFill::Refused(refused) => Ok((refused, None)),
+        PreparedFill::Ready(ready) => {
+            let outcome = store.execute_fill(&ready.request, ready.plan).await?;
+            Ok(ready.result.of(outcome))
+        }
+    }
+}
+
+/// A fill checked by the core's risk rules: refused, or ready for the store.
+enum PreparedFill {
+    Refused(OrderResult),
+    Ready(ReadyFill),
+}
+
+struct ReadyFill {
+    request: FillRequest,
+    plan: FillPlan,
+    result: FillResult,
+}
+
+/// What a fill's [`FillOutcome`] means to the role.
+struct FillResult {
+    order_id: Uuid,
+    price: f64,
+    commission: f64,
+}
+
+impl FillResult {
+    fn of(&self, outcome: FillOutcome) -> (OrderResult, Option<PositionState>) {
+        match outcome {
+            FillOutcome::Duplicate => (OrderResult::Duplicate, None),
+            FillOutcome::Filled(receipt) => (
+                OrderResult::Filled {
+                    order_id: self.order_id,
+                    price: self.price,
+                    commission: self.commission,
+                    cash_after: receipt.cash_after,
+                },
+                Some(receipt.position),
+            ),
+        }
+    }
+}
+
+/// The core's side of [`fill_on_portfolio`]: the simulated fill, the risk check on
+/// `portfolio`, and the request and plan for the store.
+fn prepare_fill(
+    settings: &TradeSettings,
+    portfolio: &Portfolio,
+    intent: &OrderIntent,
+    exits: ExitLevels,
+    processed: Option<ProcessedKey>,
+) -> Result<PreparedFill, RoleError> {
     let id = portfolio.resolve(&intent.symbol)?;
     let order_id = Uuid::now_v7();
     let core_order = Order::market(
@@ -1249,7 +1303,7 @@ async fn fill_on_portfolio(
             reason: violation.to_string(),
             code: refusal_code(&RefusalCause::Risk(&violation)),
         };
-        return Ok((refused, None));
+        return Ok(PreparedFill::Refused(refused));
     }
     let limits = settings.limits;
     let initial = settings.initial_cash;
@@ -1333,18 +1387,15 @@ async fn fill_on_portfolio(
         filled_at: at(intent.timestamp),
         processed,
     };
-    match store.execute_fill(&request, plan).await? {
-        FillOutcome::Duplicate => Ok((OrderResult::Duplicate, None)),
-        FillOutcome::Filled(receipt) => Ok((
-            OrderResult::Filled {
-                order_id,
-                price: fill.price,
-                commission: fill.commission,
-                cash_after: receipt.cash_after,
-            },
-            Some(receipt.position),
-        )),
-    }
+    Ok(PreparedFill::Ready(ReadyFill {
+        request,
+        plan,
+        result: FillResult {
+            order_id,
+            price: fill.price,
+            commission: fill.commission,
+        },
+    }))
 }
 
 /// The order a signal asks for on the stored portfolio, or `None` (HOLD, nothing to sell,
@@ -1439,46 +1490,212 @@ pub async fn trade_role(
         MessageConsumer::<SignalMessage>::subscribe(bus, topics::TRADING_SIGNALS, &settings.group)
             .await?;
     loop {
-        // Signals are handled one by one (each order is its own transaction, its marker
-        // inside it); the markers of signals without an order or with an order the risk
-        // check refused are written together at the end of the batch, and the batch is
-        // committed after that.
         let batch = consumer.next_batch(ML_BATCH, Duration::ZERO).await?;
-        let mut deferred: Vec<Deferred> = Vec::new();
-        // The portfolio read for the batch, kept while no order of the batch changes it.
-        let mut cached = None;
-        for received in &batch.messages {
-            handle_signal(
-                store.as_ref(),
-                &settings,
-                &stats,
-                received,
-                &mut deferred,
-                &mut cached,
-            )
-            .await;
-        }
-        // The markers of signals that gave no order, in one transaction, before the commit.
-        let keys: Vec<ProcessedKey> = deferred.iter().map(|d| d.key.clone()).collect();
-        match retry_transient("trade: mark signals", || store.mark_processed_batch(&keys)).await {
-            Ok(fresh) => {
-                for (deferred, fresh) in deferred.into_iter().zip(fresh) {
-                    let Some(refusal) = deferred.refusal else {
-                        continue;
-                    };
-                    if fresh {
-                        stats.record_refusal(refusal.code);
-                        tracing::info!(symbol = %refusal.symbol, side = refusal.side, reason = %refusal.reason, "order refused by risk check");
-                    } else {
-                        tracing::debug!(id = %deferred.key.message_id, "signal already processed");
-                    }
-                }
-            }
-            Err(error) => {
-                tracing::error!(signals = keys.len(), %error, "trade: markers not stored");
-            }
+        // In a fill batch first (when the store has them); if that fails, again with one
+        // transaction per fill, where each error is handled on its own.
+        if !trade_batch(store.as_ref(), &settings, &stats, &batch.messages, true).await {
+            tracing::warn!(
+                signals = batch.messages.len(),
+                "trade: fill batch rolled back; handling its signals one fill at a time"
+            );
+            trade_batch(store.as_ref(), &settings, &stats, &batch.messages, false).await;
         }
         consumer.commit_batch(&batch).await?;
+    }
+}
+
+/// Handles the trade role's batch of signals: one by one, the fills in one
+/// [`FillBatch`](crate::store::FillBatch) when `batched` and the store has them (else each
+/// its own transaction); the markers of signals that gave no order or one the risk check
+/// refused are written together at the end (in the fill batch when one is open). Returns
+/// `false` when the fill batch failed and was rolled back with everything it held; nothing
+/// of it was counted or logged then.
+async fn trade_batch(
+    store: &dyn Store,
+    settings: &TradeSettings,
+    stats: &Stats,
+    messages: &[bus::Received<SignalMessage>],
+    batched: bool,
+) -> bool {
+    let mut fills = Fills {
+        store,
+        stats,
+        batched,
+        open: None,
+        failed: false,
+        pending: Vec::new(),
+    };
+    let mut deferred: Vec<Deferred> = Vec::new();
+    // The portfolio read for the batch, kept while no order of the batch changes it.
+    let mut cached = None;
+    for received in messages {
+        if !handle_signal(settings, received, &mut deferred, &mut cached, &mut fills).await {
+            fills.roll_back().await;
+            return false;
+        }
+    }
+    // The markers of signals that gave no order, in one transaction, before the commit.
+    let keys: Vec<ProcessedKey> = deferred.iter().map(|d| d.key.clone()).collect();
+    let marked = match &mut fills.open {
+        Some(open) => match open.mark_processed_batch(&keys).await {
+            Ok(fresh) => Ok(fresh),
+            Err(_) => {
+                fills.roll_back().await;
+                return false;
+            }
+        },
+        None => retry_transient("trade: mark signals", || store.mark_processed_batch(&keys)).await,
+    };
+    match marked {
+        Ok(fresh) => {
+            for (deferred, fresh) in deferred.into_iter().zip(fresh) {
+                let Some(refusal) = deferred.refusal else {
+                    continue;
+                };
+                if fresh {
+                    fills.pending.push(Report::Refused(refusal));
+                } else {
+                    tracing::debug!(id = %deferred.key.message_id, "signal already processed");
+                }
+            }
+        }
+        Err(error) => {
+            tracing::error!(signals = keys.len(), %error, "trade: markers not stored");
+        }
+    }
+    fills.flush().await.is_ok()
+}
+
+/// The trade role's way to the store for one batch: fills go into an open
+/// [`FillBatch`](crate::store::FillBatch) when batching, and what they did is reported
+/// (counted and logged) once it commits.
+struct Fills<'a> {
+    store: &'a dyn Store,
+    stats: &'a Stats,
+    /// Whether to open fill batches (the store may still have none).
+    batched: bool,
+    open: Option<Box<dyn crate::store::FillBatch>>,
+    /// A batch failed to commit: its fills are gone, so the whole batch of signals must be
+    /// handled again.
+    failed: bool,
+    /// Reports of the open batch's work, made when it commits.
+    pending: Vec<Report>,
+}
+
+impl Fills<'_> {
+    async fn execute(
+        &mut self,
+        request: &FillRequest,
+        plan: FillPlan,
+    ) -> Result<FillOutcome, StoreError> {
+        if self.batched && self.open.is_none() {
+            self.open = self.store.begin_fill_batch().await?;
+            self.batched = self.open.is_some();
+        }
+        match &mut self.open {
+            Some(open) => open.execute_fill(request, plan).await,
+            None => self.store.execute_fill(request, plan).await,
+        }
+    }
+
+    /// Whether the open batch failed (it must be rolled back), or one failed to commit.
+    fn is_poisoned(&self) -> bool {
+        self.failed || self.open.as_ref().is_some_and(|open| open.is_poisoned())
+    }
+
+    /// Rolls the open batch back now (rather than when its connection is next used), so
+    /// the store's write lock is free for the work done again.
+    async fn roll_back(&mut self) {
+        self.pending.clear();
+        if let Some(open) = self.open.take()
+            && let Err(error) = open.roll_back().await
+        {
+            tracing::warn!(%error, "trade: fill batch roll-back failed");
+        }
+    }
+
+    /// Reports `report` now, or when the open batch commits.
+    async fn report(&mut self, report: Report) {
+        if self.open.is_some() {
+            self.pending.push(report);
+        } else {
+            report.make(self.store, self.stats).await;
+        }
+    }
+
+    /// Commits the open batch, if any, then makes the reports waiting for it. The store's
+    /// own reads see the batch's fills only after this.
+    async fn flush(&mut self) -> Result<(), StoreError> {
+        if let Some(open) = self.open.take()
+            && let Err(error) = open.commit().await
+        {
+            self.failed = true;
+            self.pending.clear();
+            return Err(error);
+        }
+        for report in std::mem::take(&mut self.pending) {
+            report.make(self.store, self.stats).await;
+        }
+        Ok(())
+    }
+}
+
+/// What the trade role counts and logs about a signal once its work is stored.
+enum Report {
+    /// A signal handled (any outcome).
+    Handled,
+    Filled {
+        intent: OrderIntent,
+        order_id: Uuid,
+        price: f64,
+        commission: f64,
+        cash_after: f64,
+    },
+    /// The core's risk check refused the order (its marker was new).
+    Refused(DeferredRefusal),
+    /// The store refused the fill.
+    Rejected { symbol: String, error: StoreError },
+}
+
+impl Report {
+    async fn make(self, store: &dyn Store, stats: &Stats) {
+        match self {
+            Report::Handled => {
+                Stats::bump(&stats.signals_handled);
+            }
+            Report::Filled {
+                intent,
+                order_id,
+                price,
+                commission,
+                cash_after,
+            } => {
+                Stats::bump(&stats.orders_filled);
+                // Two more reads: only when the line is logged.
+                let value = if tracing::enabled!(tracing::Level::INFO) {
+                    portfolio_value(store)
+                        .await
+                        .map(|v| v.1)
+                        .unwrap_or(f64::NAN)
+                } else {
+                    f64::NAN
+                };
+                tracing::info!(
+                    symbol = %intent.symbol, side = intent.side.as_str(), quantity = intent.quantity,
+                    price = format_args!("{price:.4}"), commission = format_args!("{commission:.4}"),
+                    %order_id, cash = format_args!("{cash_after:.2}"),
+                    portfolio_value = format_args!("{value:.2}"), "order filled"
+                );
+            }
+            Report::Refused(refusal) => {
+                stats.record_refusal(refusal.code);
+                tracing::info!(symbol = %refusal.symbol, side = refusal.side, reason = %refusal.reason, "order refused by risk check");
+            }
+            Report::Rejected { symbol, error } => {
+                stats.record_refusal(refusal_code(&RefusalCause::Store(&error)));
+                tracing::info!(%symbol, %error, "order rejected by the store");
+            }
+        }
     }
 }
 
@@ -1497,141 +1714,137 @@ struct DeferredRefusal {
 }
 
 /// Handles one signal of the trade role: errors are logged (a transient store error is
-/// retried until it passes).
+/// retried until it passes). Returns `false` when the open fill batch failed (see
+/// [`trade_batch`]).
 async fn handle_signal(
-    store: &dyn Store,
     settings: &TradeSettings,
-    stats: &Stats,
     received: &bus::Received<SignalMessage>,
     deferred: &mut Vec<Deferred>,
     cached: &mut Option<Portfolio>,
-) {
-    {
-        let signal = &received.message.payload;
-        let key = ProcessedKey::new(settings.group.as_str(), received.message.id);
-        // A transient store error retries the whole signal (the message stays uncommitted);
-        // the idempotency marker, written in the fill's transaction, makes a retry after a
-        // commit whose answer was lost a duplicate, never a second order.
-        let mut backoff = Backoff::default();
-        let result = loop {
-            let attempt = async {
-                let portfolio = match cached.take() {
-                    Some(portfolio) if portfolio.resolve(&signal.symbol).is_ok() => portfolio,
-                    _ => load_portfolio(store, settings, &signal.symbol).await?,
+    fills: &mut Fills<'_>,
+) -> bool {
+    let signal = &received.message.payload;
+    let key = ProcessedKey::new(settings.group.as_str(), received.message.id);
+    // A transient store error retries the whole signal (the message stays uncommitted);
+    // the idempotency marker, written in the fill's transaction, makes a retry after a
+    // commit whose answer was lost a duplicate, never a second order.
+    let mut backoff = Backoff::default();
+    let result = loop {
+        let attempt = async {
+            let portfolio = match cached.take() {
+                Some(portfolio) if portfolio.resolve(&signal.symbol).is_ok() => portfolio,
+                _ => {
+                    // The store's reads see the open batch's fills once it commits.
+                    fills.flush().await?;
+                    load_portfolio(fills.store, settings, &signal.symbol).await?
+                }
+            };
+            let Some(intent) = order_on_portfolio(settings, &portfolio, signal)? else {
+                // Marked with the batch (see `trade_batch`).
+                *cached = Some(portfolio);
+                return Ok(None);
+            };
+            let exits = ExitLevels {
+                stop_loss: signal.stop_loss,
+                take_profit: signal.take_profit,
+            };
+            let (result, booked) =
+                match prepare_fill(settings, &portfolio, &intent, exits, Some(key.clone()))? {
+                    PreparedFill::Refused(refused) => (refused, None),
+                    PreparedFill::Ready(ready) => {
+                        let outcome = fills.execute(&ready.request, ready.plan).await?;
+                        ready.result.of(outcome)
+                    }
                 };
-                match order_on_portfolio(settings, &portfolio, signal)? {
-                    Some(intent) => {
-                        let (result, booked) = fill_on_portfolio(
-                            store,
-                            settings,
-                            &portfolio,
-                            &intent,
-                            ExitLevels {
-                                stop_loss: signal.stop_loss,
-                                take_profit: signal.take_profit,
-                            },
-                            Some(key.clone()),
-                        )
-                        .await?;
-                        match (&result, booked) {
-                            // Refused before the store: the books did not change.
-                            (OrderResult::Refused { .. }, _) => *cached = Some(portfolio),
-                            // Filled: the books as the store now holds them (cash, and
-                            // the position marked at the fill price), as a reload would
-                            // read them.
-                            (
-                                OrderResult::Filled {
-                                    price, cash_after, ..
-                                },
-                                Some(state),
-                            ) => {
-                                *cached = after_fill(
-                                    portfolio,
-                                    &intent.symbol,
-                                    state,
-                                    *price,
-                                    *cash_after,
-                                );
-                            }
-                            _ => {}
-                        }
-                        Ok(Some((intent, result)))
-                    }
-                    // Marked with the batch (see `trade_role`).
-                    None => {
-                        *cached = Some(portfolio);
-                        Ok(None)
-                    }
+            match (&result, booked) {
+                // Refused before the store: the books did not change.
+                (OrderResult::Refused { .. }, _) => *cached = Some(portfolio),
+                // Filled: the books as the store now holds them (cash, and the position
+                // marked at the fill price), as a reload would read them.
+                (
+                    OrderResult::Filled {
+                        price, cash_after, ..
+                    },
+                    Some(state),
+                ) => {
+                    *cached = after_fill(portfolio, &intent.symbol, state, *price, *cash_after);
                 }
+                _ => {}
             }
-            .await;
-            match attempt {
-                Err(RoleError::Store(error)) if error.is_transient() => {
-                    backoff.wait("trade: signal", &error).await;
+            Ok(Some((intent, result)))
+        }
+        .await;
+        if fills.is_poisoned() {
+            return false;
+        }
+        match attempt {
+            Err(RoleError::Store(error)) if error.is_transient() => {
+                if fills.open.is_some() {
+                    // The open batch's transaction may be gone with the connection.
+                    return false;
                 }
-                attempt => break attempt,
+                backoff.wait("trade: signal", &error).await;
             }
-        };
-        match result {
-            Ok(Some((
-                intent,
-                OrderResult::Filled {
+            attempt => break attempt,
+        }
+    };
+    match result {
+        Ok(Some((
+            intent,
+            OrderResult::Filled {
+                order_id,
+                price,
+                commission,
+                cash_after,
+            },
+        ))) => {
+            fills
+                .report(Report::Filled {
+                    intent,
                     order_id,
                     price,
                     commission,
                     cash_after,
-                },
-            ))) => {
-                Stats::bump(&stats.orders_filled);
-                // Two more reads: only when the line is logged.
-                let value = if tracing::enabled!(tracing::Level::INFO) {
-                    portfolio_value(store)
-                        .await
-                        .map(|v| v.1)
-                        .unwrap_or(f64::NAN)
-                } else {
-                    f64::NAN
-                };
-                tracing::info!(
-                    symbol = %intent.symbol, side = intent.side.as_str(), quantity = intent.quantity,
-                    price = format_args!("{price:.4}"), commission = format_args!("{commission:.4}"),
-                    %order_id, cash = format_args!("{cash_after:.2}"),
-                    portfolio_value = format_args!("{value:.2}"), "order filled"
-                );
-            }
-            // Counted and logged with the batch's markers (see `trade_role`).
-            Ok(Some((intent, OrderResult::Refused { reason, code }))) => {
-                deferred.push(Deferred {
-                    key,
-                    refusal: Some(DeferredRefusal {
-                        symbol: intent.symbol,
-                        side: intent.side.as_str(),
-                        reason,
-                        code,
-                    }),
-                });
-            }
-            Ok(Some((_, OrderResult::Duplicate))) => {
-                tracing::debug!(id = %received.message.id, "signal already processed");
-            }
-            Ok(None) => {
-                deferred.push(Deferred { key, refusal: None });
-                tracing::debug!(symbol = %signal.symbol, action = signal.action.as_str(), "no order for signal");
-            }
-            Err(RoleError::Store(
-                error @ (StoreError::InsufficientFunds { .. }
-                | StoreError::InsufficientPosition { .. }
-                | StoreError::PlanRejected { .. }),
-            )) => {
-                stats.record_refusal(refusal_code(&RefusalCause::Store(&error)));
-                tracing::info!(symbol = %signal.symbol, %error, "order rejected by the store");
-            }
-            Err(error) => {
-                tracing::error!(id = %received.message.id, %error, "trade: signal failed");
-            }
+                })
+                .await;
         }
-        Stats::bump(&stats.signals_handled);
+        // Counted and logged with the batch's markers (see `trade_batch`).
+        Ok(Some((intent, OrderResult::Refused { reason, code }))) => {
+            deferred.push(Deferred {
+                key,
+                refusal: Some(DeferredRefusal {
+                    symbol: intent.symbol,
+                    side: intent.side.as_str(),
+                    reason,
+                    code,
+                }),
+            });
+        }
+        Ok(Some((_, OrderResult::Duplicate))) => {
+            tracing::debug!(id = %received.message.id, "signal already processed");
+        }
+        Ok(None) => {
+            deferred.push(Deferred { key, refusal: None });
+            tracing::debug!(symbol = %signal.symbol, action = signal.action.as_str(), "no order for signal");
+        }
+        Err(RoleError::Store(
+            error @ (StoreError::InsufficientFunds { .. }
+            | StoreError::InsufficientPosition { .. }
+            | StoreError::PlanRejected { .. }),
+        )) => {
+            fills
+                .report(Report::Rejected {
+                    symbol: signal.symbol.clone(),
+                    error,
+                })
+                .await;
+        }
+        Err(error) => {
+            tracing::error!(id = %received.message.id, %error, "trade: signal failed");
+        }
     }
+    fills.report(Report::Handled).await;
+    true
 }
 
 #[cfg(test)]

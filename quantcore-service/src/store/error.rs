@@ -57,6 +57,10 @@ pub enum StoreError {
     /// An order with this id exists already.
     #[error("order {order_id} exists already")]
     DuplicateOrder { order_id: Uuid },
+    /// A [`FillBatch`](super::FillBatch) used after one of its fills failed: its
+    /// transaction is to be rolled back (drop it) and the work done again.
+    #[error("the fill batch failed earlier and is rolled back; do its fills again")]
+    BatchPoisoned,
     /// No account row: call `Store::ensure_account` first.
     #[error("no account: call ensure_account first")]
     NoAccount,

@@ -50,6 +50,17 @@
 //! `validate_order` triggers' refusal still wins, as at step 3); order, cash and position
 //! go in one statement through the `fill_writes` view's trigger: 5 round trips.
 //!
+//! # Fill batches
+//! [`Store::begin_fill_batch`] opens a [`FillBatch`]: the steps above for several fills in
+//! one transaction, committed once. It serves the trade role, whose fills run one after
+//! another: SQLite spends most of a lone fill in `BEGIN IMMEDIATE` and `COMMIT` (taking the
+//! file's write lock, writing the WAL frames), so a batch of fills costs little more than
+//! its statements. The refusals of step 4 and 6 keep their `REJECTED` order in the batch;
+//! any other error poisons it, and the caller drops it (rolling back all its fills) and
+//! fills one by one instead, where each error has its own transaction. The batch holds the
+//! write lock throughout, so other writers wait until it commits; reads outside it do not
+//! see its fills before then. PostgreSQL has none yet: its fills stay one transaction each.
+//!
 //! # Time
 //! PostgreSQL stores `TIMESTAMPTZ`; SQLite stores Unix microseconds in `INTEGER` columns.
 //! Bar timestamps cross the API as Unix seconds (as in [`quantcore::data::Bar`]).
@@ -72,6 +83,38 @@ pub use sqlite::SqliteStore;
 pub use types::*;
 
 use crate::messages::{AnomalyMessage, SignalMessage};
+
+/// Fills in one transaction that holds the store's write locks until
+/// [`commit`](FillBatch::commit); see [Fill batches](self#fill-batches).
+///
+/// Dropping it uncommitted rolls back every fill it made.
+#[async_trait]
+pub trait FillBatch: Send {
+    /// [`Store::execute_fill`] inside the batch. A refusal of the funds or position check
+    /// returns its error with the `REJECTED` order written, and the batch goes on; any
+    /// other error poisons the batch.
+    async fn execute_fill(
+        &mut self,
+        request: &FillRequest,
+        plan: FillPlan,
+    ) -> Result<FillOutcome, StoreError>;
+
+    /// [`Store::mark_processed_batch`] inside the batch; an error poisons it.
+    async fn mark_processed_batch(
+        &mut self,
+        keys: &[ProcessedKey],
+    ) -> Result<Vec<bool>, StoreError>;
+
+    /// Whether a call failed in a way that leaves the transaction to be rolled back: every
+    /// later call returns [`StoreError::BatchPoisoned`].
+    fn is_poisoned(&self) -> bool;
+
+    /// Commits every fill and marker of the batch.
+    async fn commit(self: Box<Self>) -> Result<(), StoreError>;
+
+    /// Rolls back every fill and marker of the batch.
+    async fn roll_back(self: Box<Self>) -> Result<(), StoreError>;
+}
 
 /// Which implementation a store is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -197,6 +240,15 @@ pub trait Store: Send + Sync + 'static {
         request: &FillRequest,
         plan: FillPlan,
     ) -> Result<FillOutcome, StoreError>;
+
+    /// Opens a [`FillBatch`]: several fills (and markers) in one transaction, for a
+    /// caller that makes many fills in a row, like the trade role with a batch of signals.
+    /// `None` when this store has none (the default); the caller then fills one by one
+    /// with [`Store::execute_fill`]. The SQLite store has one: a write transaction per
+    /// fill is most of a fill's cost there (see [Fill batches](self#fill-batches)).
+    async fn begin_fill_batch(&self) -> Result<Option<Box<dyn FillBatch>>, StoreError> {
+        Ok(None)
+    }
 
     /// Sets the mark price of `symbol`'s position (mark-to-market); the trigger writes a
     /// snapshot. Returns `false` when there is no position.

@@ -43,10 +43,10 @@ use uuid::Uuid;
 
 use super::error::{INVALID_ORDER_PREFIX, finite};
 use super::{
-    Analysis, AnalysisIds, BAR_CHUNK, Backend, FillOutcome, FillPlan, FillReceipt, FillRequest,
-    LockedState, OrderKind, OrderRow, OrderStatus, PortfolioStats, PositionPnl, PositionRow,
-    PositionState, Prediction, ProcessedKey, Side, SnapshotRow, Store, StoreError, Stored,
-    TradeRow, check_bars, check_effects, check_fill_request, parse_enum,
+    Analysis, AnalysisIds, BAR_CHUNK, Backend, FillBatch, FillOutcome, FillPlan, FillReceipt,
+    FillRequest, LockedState, OrderKind, OrderRow, OrderStatus, PortfolioStats, PositionPnl,
+    PositionRow, PositionState, Prediction, ProcessedKey, Side, SnapshotRow, Store, StoreError,
+    Stored, TradeRow, check_bars, check_effects, check_fill_request, parse_enum,
 };
 use crate::messages::{AnomalyMessage, SignalAction, SignalMessage};
 
@@ -837,172 +837,27 @@ impl Store for SqliteStore {
 
     async fn execute_fill(&self, request: &FillRequest, plan: FillPlan) -> Result<FillOutcome> {
         check_fill_request(request)?;
-        let order = &request.order;
-        // Every statement is a round trip to the connection's worker thread, and the
-        // trade role's fills run one after another: a fill takes 5 (begin, the marker with
-        // the reads, `fill_writes`, the trade, commit; it took 9). The order goes in once,
-        // with its final status; a check that fails before inserts it (`reject`,
-        // `abort_fill`), so the `validate_order` triggers still decide before the store's
-        // own checks, as when the order went in first.
-        //
         // BEGIN IMMEDIATE takes the write lock now: no other writer can change the cash or
-        // the position between the reads below and the writes.
+        // the position between the fill's reads and its writes.
         let (_turn, mut tx) = self.begin_immediate().await?;
-        // The cash and the position (no position row reads as zeros), in the marker's
-        // insert when there is one: a repeated message inserts nothing and returns no row.
-        macro_rules! state {
-            () => {
-                "(SELECT cash FROM account WHERE id = 1) AS cash, \
-                 (SELECT quantity FROM positions WHERE symbol = ?) AS quantity, \
-                 (SELECT average_price FROM positions WHERE symbol = ?) AS average_price, \
-                 (SELECT realized_pnl FROM positions WHERE symbol = ?) AS realized_pnl"
-            };
-        }
-        let row = match &request.processed {
-            Some(key) => {
-                let row = sqlx::query(concat!(
-                    "INSERT INTO processed_messages (consumer, message_id, processed_at) \
-                     VALUES (?, ?, ?) ON CONFLICT DO NOTHING RETURNING ",
-                    state!()
-                ))
-                .bind(&key.consumer)
-                .bind(key.message_id.to_string())
-                .bind(micros(Utc::now()))
-                .bind(&order.symbol)
-                .bind(&order.symbol)
-                .bind(&order.symbol)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(StoreError::db("mark message processed"))?;
-                match row {
-                    Some(row) => row,
-                    None => return Ok(FillOutcome::Duplicate),
-                }
+        match fill_step(&mut tx, request, plan).await? {
+            FillStep::Filled(receipt) => {
+                tx.commit().await.map_err(StoreError::db("commit"))?;
+                Ok(FillOutcome::Filled(receipt))
             }
-            None => sqlx::query(concat!("SELECT ", state!()))
-                .bind(&order.symbol)
-                .bind(&order.symbol)
-                .bind(&order.symbol)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(StoreError::db("lock account and position"))?,
-        };
-        let read = |e| StoreError::db("read position")(e);
-        let cash: f64 = row
-            .try_get::<Option<f64>, _>("cash")
-            .map_err(read)?
-            .ok_or(StoreError::NoAccount)?;
-        let position = match row.try_get::<Option<f64>, _>("quantity").map_err(read)? {
-            Some(quantity) => PositionState {
-                quantity,
-                average_price: row.try_get("average_price").map_err(read)?,
-                realized_pnl: row.try_get("realized_pnl").map_err(read)?,
-            },
-            None => PositionState::default(),
-        };
+            FillStep::Duplicate => Ok(FillOutcome::Duplicate),
+            FillStep::Reject(error) => Self::reject(tx, &request.order, error).await,
+            FillStep::Abort(error) => Self::abort_fill(tx, &request.order, error).await,
+        }
+    }
 
-        // check_available_funds, as the PostgreSQL function computes it.
-        match order.side {
-            Side::Buy => {
-                let required = order.quantity * request.price;
-                if cash < required {
-                    let error = StoreError::InsufficientFunds {
-                        order_id: order.id,
-                        required,
-                        available: cash,
-                    };
-                    return Self::reject(tx, order, error).await;
-                }
-            }
-            Side::Sell => {
-                if position.quantity < order.quantity {
-                    let error = StoreError::InsufficientPosition {
-                        order_id: order.id,
-                        symbol: order.symbol.clone(),
-                        requested: order.quantity,
-                        held: position.quantity,
-                    };
-                    return Self::reject(tx, order, error).await;
-                }
-            }
-        }
-
-        let effects = match plan(&LockedState { cash, position }) {
-            Ok(effects) => effects,
-            Err(source) => {
-                let error = StoreError::PlanRejected {
-                    order_id: order.id,
-                    source,
-                };
-                return Self::abort_fill(tx, order, error).await;
-            }
-        };
-        if let Err(error) = check_effects(&effects) {
-            return Self::abort_fill(tx, order, error).await;
-        }
-        let cash_after = cash + effects.cash_delta;
-        if cash_after < 0.0 {
-            let error = StoreError::InsufficientFunds {
-                order_id: order.id,
-                required: -effects.cash_delta,
-                available: cash,
-            };
-            return Self::reject(tx, order, error).await;
-        }
-
-        let filled_at = micros(request.filled_at);
-        // The order, the cash and the position in one statement (`fill_writes`, see
-        // `migrations/sqlite/0004_fill_writes.sql`); `None` levels keep the stored ones.
-        let keep_levels = effects.exit_levels.is_none();
-        let levels = effects.exit_levels.unwrap_or_default();
-        sqlx::query(
-            "INSERT INTO fill_writes (order_id, symbol, side, kind, quantity, limit_price, \
-             created_at, price, commission, filled_at, cash_after, position_quantity, \
-             average_price, realized_pnl, keep_levels, stop_loss, take_profit) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(order.id.to_string())
-        .bind(&order.symbol)
-        .bind(order.side.as_str())
-        .bind(order.kind.as_str())
-        .bind(order.quantity)
-        .bind(order.limit_price)
-        .bind(micros(order.created_at))
-        .bind(request.price)
-        .bind(request.commission)
-        .bind(filled_at)
-        .bind(cash_after)
-        .bind(effects.position.quantity)
-        .bind(effects.position.average_price)
-        .bind(effects.position.realized_pnl)
-        .bind(keep_levels)
-        .bind(levels.stop_loss)
-        .bind(levels.take_profit)
-        .execute(&mut *tx)
-        .await
-        .map_err(fill_write_error(order.id))?;
-        let trade_id: i64 = sqlx::query_scalar(
-            "INSERT INTO trades (order_id, symbol, side, quantity, price, commission, realized_pnl, executed_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        )
-        .bind(order.id.to_string())
-        .bind(&order.symbol)
-        .bind(order.side.as_str())
-        .bind(order.quantity)
-        .bind(request.price)
-        .bind(request.commission)
-        .bind(effects.realized_pnl)
-        .bind(filled_at)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(StoreError::db("insert trade"))?;
-        tx.commit().await.map_err(StoreError::db("commit"))?;
-        Ok(FillOutcome::Filled(FillReceipt {
-            order_id: order.id,
-            trade_id,
-            cash_after,
-            position: effects.position,
-        }))
+    async fn begin_fill_batch(&self) -> Result<Option<Box<dyn FillBatch>>> {
+        let (turn, tx) = self.begin_immediate().await?;
+        Ok(Some(Box::new(SqliteFillBatch {
+            _turn: turn,
+            tx,
+            poisoned: false,
+        })))
     }
 
     async fn mark_position(&self, symbol: &str, price: f64, at: DateTime<Utc>) -> Result<bool> {
@@ -1189,6 +1044,274 @@ impl Store for SqliteStore {
             .map(|snapshot| snapshot.total_value)
             .collect();
         Ok(super::stats::portfolio_stats(&values, periods_per_year))
+    }
+}
+
+/// What one fill did inside a transaction (see [`fill_step`]); the caller commits,
+/// writes the refused order, or rolls back.
+enum FillStep {
+    Filled(FillReceipt),
+    /// The marker exists: nothing was written.
+    Duplicate,
+    /// A funds or position check refused the fill: the marker is written, the order is
+    /// to be written `REJECTED` and the transaction kept.
+    Reject(StoreError),
+    /// The plan or its effects were refused: the fill's writes are to be undone (after
+    /// the order insert whose trigger refusal wins, see [`SqliteStore::abort_fill`]).
+    Abort(StoreError),
+}
+
+/// The fill's statements on `tx`, which holds the write lock (`BEGIN IMMEDIATE`); see
+/// [Fills](super#fills). An `Err` leaves `tx` to be rolled back.
+async fn fill_step(
+    tx: &mut Transaction<'static, Sqlite>,
+    request: &FillRequest,
+    plan: FillPlan,
+) -> Result<FillStep> {
+    let order = &request.order;
+    // Every statement is a round trip to the connection's worker thread, and the
+    // trade role's fills run one after another: a fill takes 5 (begin, the marker with
+    // the reads, `fill_writes`, the trade, commit; it took 9). The order goes in once,
+    // with its final status; a check that fails before inserts it (`reject`,
+    // `abort_fill`), so the `validate_order` triggers still decide before the store's
+    // own checks, as when the order went in first.
+    // The cash and the position (no position row reads as zeros), in the marker's
+    // insert when there is one: a repeated message inserts nothing and returns no row.
+    macro_rules! state {
+        () => {
+            "(SELECT cash FROM account WHERE id = 1) AS cash, \
+             (SELECT quantity FROM positions WHERE symbol = ?) AS quantity, \
+             (SELECT average_price FROM positions WHERE symbol = ?) AS average_price, \
+             (SELECT realized_pnl FROM positions WHERE symbol = ?) AS realized_pnl"
+        };
+    }
+    let row = match &request.processed {
+        Some(key) => {
+            let row = sqlx::query(concat!(
+                "INSERT INTO processed_messages (consumer, message_id, processed_at) \
+                 VALUES (?, ?, ?) ON CONFLICT DO NOTHING RETURNING ",
+                state!()
+            ))
+            .bind(&key.consumer)
+            .bind(key.message_id.to_string())
+            .bind(micros(Utc::now()))
+            .bind(&order.symbol)
+            .bind(&order.symbol)
+            .bind(&order.symbol)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(StoreError::db("mark message processed"))?;
+            match row {
+                Some(row) => row,
+                None => return Ok(FillStep::Duplicate),
+            }
+        }
+        None => sqlx::query(concat!("SELECT ", state!()))
+            .bind(&order.symbol)
+            .bind(&order.symbol)
+            .bind(&order.symbol)
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(StoreError::db("lock account and position"))?,
+    };
+    let read = |e| StoreError::db("read position")(e);
+    let cash: f64 = row
+        .try_get::<Option<f64>, _>("cash")
+        .map_err(read)?
+        .ok_or(StoreError::NoAccount)?;
+    let position = match row.try_get::<Option<f64>, _>("quantity").map_err(read)? {
+        Some(quantity) => PositionState {
+            quantity,
+            average_price: row.try_get("average_price").map_err(read)?,
+            realized_pnl: row.try_get("realized_pnl").map_err(read)?,
+        },
+        None => PositionState::default(),
+    };
+
+    // check_available_funds, as the PostgreSQL function computes it.
+    match order.side {
+        Side::Buy => {
+            let required = order.quantity * request.price;
+            if cash < required {
+                let error = StoreError::InsufficientFunds {
+                    order_id: order.id,
+                    required,
+                    available: cash,
+                };
+                return Ok(FillStep::Reject(error));
+            }
+        }
+        Side::Sell => {
+            if position.quantity < order.quantity {
+                let error = StoreError::InsufficientPosition {
+                    order_id: order.id,
+                    symbol: order.symbol.clone(),
+                    requested: order.quantity,
+                    held: position.quantity,
+                };
+                return Ok(FillStep::Reject(error));
+            }
+        }
+    }
+
+    let effects = match plan(&LockedState { cash, position }) {
+        Ok(effects) => effects,
+        Err(source) => {
+            let error = StoreError::PlanRejected {
+                order_id: order.id,
+                source,
+            };
+            return Ok(FillStep::Abort(error));
+        }
+    };
+    if let Err(error) = check_effects(&effects) {
+        return Ok(FillStep::Abort(error));
+    }
+    let cash_after = cash + effects.cash_delta;
+    if cash_after < 0.0 {
+        let error = StoreError::InsufficientFunds {
+            order_id: order.id,
+            required: -effects.cash_delta,
+            available: cash,
+        };
+        return Ok(FillStep::Reject(error));
+    }
+
+    let filled_at = micros(request.filled_at);
+    // The order, the cash and the position in one statement (`fill_writes`, see
+    // `migrations/sqlite/0004_fill_writes.sql`); `None` levels keep the stored ones.
+    let keep_levels = effects.exit_levels.is_none();
+    let levels = effects.exit_levels.unwrap_or_default();
+    sqlx::query(
+        "INSERT INTO fill_writes (order_id, symbol, side, kind, quantity, limit_price, \
+         created_at, price, commission, filled_at, cash_after, position_quantity, \
+         average_price, realized_pnl, keep_levels, stop_loss, take_profit) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(order.id.to_string())
+    .bind(&order.symbol)
+    .bind(order.side.as_str())
+    .bind(order.kind.as_str())
+    .bind(order.quantity)
+    .bind(order.limit_price)
+    .bind(micros(order.created_at))
+    .bind(request.price)
+    .bind(request.commission)
+    .bind(filled_at)
+    .bind(cash_after)
+    .bind(effects.position.quantity)
+    .bind(effects.position.average_price)
+    .bind(effects.position.realized_pnl)
+    .bind(keep_levels)
+    .bind(levels.stop_loss)
+    .bind(levels.take_profit)
+    .execute(&mut **tx)
+    .await
+    .map_err(fill_write_error(order.id))?;
+    let trade_id: i64 = sqlx::query_scalar(
+        "INSERT INTO trades (order_id, symbol, side, quantity, price, commission, realized_pnl, executed_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(order.id.to_string())
+    .bind(&order.symbol)
+    .bind(order.side.as_str())
+    .bind(order.quantity)
+    .bind(request.price)
+    .bind(request.commission)
+    .bind(effects.realized_pnl)
+    .bind(filled_at)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(StoreError::db("insert trade"))?;
+    Ok(FillStep::Filled(FillReceipt {
+        order_id: order.id,
+        trade_id,
+        cash_after,
+        position: effects.position,
+    }))
+}
+
+/// The fills of one trade batch in one write transaction ([`Store::begin_fill_batch`]):
+/// the write lock is taken once and the batch commits once, instead of a `BEGIN
+/// IMMEDIATE` and a `COMMIT` (with its WAL writes) per fill.
+///
+/// A fill the funds or position check refuses writes its `REJECTED` order and the batch
+/// goes on, as [`Store::execute_fill`] commits it. Any other error poisons the batch
+/// ([`FillBatch::is_poisoned`]): the caller drops it, which rolls every fill of it back,
+/// and does the work again one fill per transaction.
+struct SqliteFillBatch {
+    _turn: WriterTurn,
+    tx: Transaction<'static, Sqlite>,
+    poisoned: bool,
+}
+
+impl SqliteFillBatch {
+    fn check(&self) -> Result<()> {
+        if self.poisoned {
+            return Err(StoreError::BatchPoisoned);
+        }
+        Ok(())
+    }
+
+    fn poison_on<T>(&mut self, result: Result<T>) -> Result<T> {
+        if result.is_err() {
+            self.poisoned = true;
+        }
+        result
+    }
+}
+
+#[async_trait]
+impl FillBatch for SqliteFillBatch {
+    async fn execute_fill(&mut self, request: &FillRequest, plan: FillPlan) -> Result<FillOutcome> {
+        self.check()?;
+        check_fill_request(request)?;
+        let step = fill_step(&mut self.tx, request, plan).await;
+        match self.poison_on(step)? {
+            FillStep::Filled(receipt) => Ok(FillOutcome::Filled(receipt)),
+            FillStep::Duplicate => Ok(FillOutcome::Duplicate),
+            FillStep::Reject(error) => {
+                let written = SqliteStore::insert_order(
+                    &mut self.tx,
+                    &request.order,
+                    OrderStatus::Rejected,
+                    Some(error.to_string()),
+                )
+                .await;
+                self.poison_on(written)?;
+                Err(error)
+            }
+            FillStep::Abort(error) => {
+                self.poisoned = true;
+                Err(error)
+            }
+        }
+    }
+
+    async fn mark_processed_batch(&mut self, keys: &[ProcessedKey]) -> Result<Vec<bool>> {
+        self.check()?;
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let fresh =
+            SqliteStore::insert_processed_many(&mut self.tx, keys, micros(Utc::now())).await;
+        self.poison_on(fresh)
+    }
+
+    fn is_poisoned(&self) -> bool {
+        self.poisoned
+    }
+
+    async fn commit(self: Box<Self>) -> Result<()> {
+        self.check()?;
+        self.tx.commit().await.map_err(StoreError::db("commit"))
+    }
+
+    async fn roll_back(self: Box<Self>) -> Result<()> {
+        self.tx
+            .rollback()
+            .await
+            .map_err(StoreError::db("roll back"))
     }
 }
 

@@ -23,7 +23,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use quantcore::data::Bar;
 use quantcore_service::messages::{AnomalyMessage, SignalAction, SignalMessage};
 use quantcore_service::store::{
-    Analysis, FillEffects, FillOutcome, FillPlan, FillRequest, LockedState, OrderKind,
+    Analysis, FillBatch, FillEffects, FillOutcome, FillPlan, FillRequest, LockedState, OrderKind,
     OrderRequest, OrderStatus, PgStore, PositionState, Prediction, ProcessedKey, Side, SqliteStore,
     Store, StoreError,
 };
@@ -984,6 +984,109 @@ conformance!(
     portfolio_stats_match_a_hand_computation,
 );
 
+/// The scripted session of `backends_agree` (fills, refusals of funds and position, marks
+/// between), in fill batches and one transaction per fill: the books, orders, trades and
+/// snapshots are the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_fill_batches_agree_with_one_transaction_per_fill() {
+    let (one_by_one, _a) = sqlite_store().await;
+    let (batched, _b) = sqlite_store().await;
+    compare_sessions((one_by_one, false), (batched, true)).await;
+}
+
+/// A refusal of funds inside a fill batch keeps its `REJECTED` order and the batch goes on;
+/// a refused plan poisons it, and rolling back undoes every fill of it. Reads outside the
+/// batch do not see it before it commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_fill_batch_refusals_poisoning_and_roll_back() {
+    let (store, _dir) = sqlite_store().await;
+    store.ensure_account(1_000.0, day(1)).await.unwrap();
+    let mut batch = store
+        .begin_fill_batch()
+        .await
+        .unwrap()
+        .expect("a fill batch");
+    let first = order("ACME", Side::Buy, 5.0);
+    let first_id = first.id;
+    let outcome = batch
+        .execute_fill(&fill(first, 100.0, 0.0, day(2)), plain_buy(5.0, 100.0, 0.0))
+        .await
+        .unwrap();
+    assert!(matches!(outcome, FillOutcome::Filled(ref r) if r.cash_after == 500.0));
+    // 10 @ 100 needs 1,000 and 500 are left: refused, the batch goes on.
+    let big = order("ACME", Side::Buy, 10.0);
+    let big_id = big.id;
+    let refused = batch
+        .execute_fill(&fill(big, 100.0, 0.0, day(2)), plain_buy(10.0, 100.0, 0.0))
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::InsufficientFunds { available, .. }) if available == 500.0),
+        "{refused:?}"
+    );
+    assert!(!batch.is_poisoned());
+    // The batch holds the write lock and its fills are not committed: a plain read sees
+    // the cash before it.
+    assert_eq!(store.cash().await.unwrap(), 1_000.0);
+    batch.commit().await.unwrap();
+    assert_eq!(store.cash().await.unwrap(), 500.0);
+    assert_eq!(
+        store.order(big_id).await.unwrap().unwrap().status,
+        OrderStatus::Rejected
+    );
+    assert_eq!(
+        store.order(first_id).await.unwrap().unwrap().status,
+        OrderStatus::Filled
+    );
+
+    // A fill, then a plan that refuses: the batch is poisoned and rolled back whole.
+    let mut batch = store
+        .begin_fill_batch()
+        .await
+        .unwrap()
+        .expect("a fill batch");
+    let kept = order("ACME", Side::Buy, 1.0);
+    let kept_id = kept.id;
+    batch
+        .execute_fill(&fill(kept, 100.0, 0.0, day(3)), plain_buy(1.0, 100.0, 0.0))
+        .await
+        .unwrap();
+    let refusing: FillPlan = Box::new(|_: &LockedState| Err("the plan says no".into()));
+    let error = batch
+        .execute_fill(
+            &fill(order("ACME", Side::Buy, 1.0), 100.0, 0.0, day(3)),
+            refusing,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, StoreError::PlanRejected { .. }),
+        "{error:?}"
+    );
+    assert!(batch.is_poisoned());
+    let after = batch
+        .execute_fill(
+            &fill(order("ACME", Side::Buy, 1.0), 100.0, 0.0, day(3)),
+            plain_buy(1.0, 100.0, 0.0),
+        )
+        .await;
+    assert!(matches!(after, Err(StoreError::BatchPoisoned)), "{after:?}");
+    assert!(matches!(
+        batch.commit().await,
+        Err(StoreError::BatchPoisoned)
+    ));
+    // Dropped uncommitted (the commit refused): nothing of it stays.
+    assert_eq!(store.cash().await.unwrap(), 500.0);
+    assert_eq!(store.order(kept_id).await.unwrap(), None);
+    assert_eq!(store.position("ACME").await.unwrap().unwrap().quantity, 5.0);
+    // The write lock is free again.
+    let again = order("ACME", Side::Buy, 1.0);
+    store
+        .execute_fill(&fill(again, 100.0, 0.0, day(4)), plain_buy(1.0, 100.0, 0.0))
+        .await
+        .unwrap();
+    assert_eq!(store.cash().await.unwrap(), 400.0);
+}
+
 async fn sqlite_store() -> (Arc<dyn Store>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("test.db").display());
@@ -1007,8 +1110,16 @@ async fn drop_schema(store: &PgStore) {
 
 /// Runs one scripted session on both stores and compares everything they return.
 async fn compare_backends(first: Arc<dyn Store>, second: Arc<dyn Store>) {
-    async fn session(store: &Arc<dyn Store>) -> Vec<Result<FillOutcome, String>> {
+    compare_sessions((first, false), (second, false)).await;
+}
+
+/// Runs one scripted session on both stores, each with its fills in fill batches
+/// ([`Store::begin_fill_batch`], committed before each mark) or one transaction each, and
+/// compares everything they return.
+async fn compare_sessions(first: (Arc<dyn Store>, bool), second: (Arc<dyn Store>, bool)) {
+    async fn session(store: &Arc<dyn Store>, batched: bool) -> Vec<Result<FillOutcome, String>> {
         store.ensure_account(50_000.0, day(1)).await.unwrap();
+        let mut open: Option<Box<dyn FillBatch>> = None;
         let mut outcomes = Vec::new();
         // A deterministic mix of buys, sells, refusals and marks over three symbols.
         let symbols = ["ACME", "GLOBEX", "INITECH"];
@@ -1049,23 +1160,41 @@ async fn compare_backends(first: Arc<dyn Store>, second: Arc<dyn Store>) {
                     }
                 })
             });
-            outcomes.push(
-                store
-                    .execute_fill(&request, plan)
-                    .await
-                    .map_err(|error| error.to_string()),
-            );
+            if batched && open.is_none() {
+                open = Some(
+                    store
+                        .begin_fill_batch()
+                        .await
+                        .unwrap()
+                        .expect("a fill batch"),
+                );
+            }
+            let outcome = match &mut open {
+                Some(batch) => batch.execute_fill(&request, plan).await,
+                None => store.execute_fill(&request, plan).await,
+            };
+            outcomes.push(outcome.map_err(|error| error.to_string()));
             if step % 5 == 4 {
+                if let Some(batch) = open.take() {
+                    batch.commit().await.unwrap();
+                }
                 store
                     .mark_position(symbol, price * 1.01, at + chrono::Duration::minutes(30))
                     .await
                     .unwrap();
             }
         }
+        if let Some(batch) = open.take() {
+            batch.commit().await.unwrap();
+        }
         outcomes
     }
 
-    let outcomes = [session(&first).await, session(&second).await];
+    let outcomes = [
+        session(&first.0, first.1).await,
+        session(&second.0, second.1).await,
+    ];
+    let (first, second) = (first.0, second.0);
     assert_eq!(
         outcomes[0], outcomes[1],
         "fill outcomes and refusal messages"

@@ -7,6 +7,12 @@
 //! chunks; within a chunk the trees are the outer loop, so one tree stays in L1 cache
 //! while the chunk's rows pass through it. The sum of a row's path lengths is taken over
 //! the trees in a fixed order, so scores do not depend on the thread count either.
+//!
+//! Small work stays on the calling thread: scoring at most one chunk, and growing a forest
+//! of at most [`SERIAL_FIT_SAMPLES`] sampled rows in all. Handing such work to rayon's
+//! pool costs a wake-up of another thread and a wait for it, more than the work itself:
+//! the service's ml role refits a 50-tree forest of 64 rows and scores one row per bar,
+//! from a tokio worker. The results are the same either way.
 
 use linfa::dataset::DatasetBase;
 use linfa::traits::{Fit, PredictInplace};
@@ -22,6 +28,10 @@ use crate::error::{Error, Result};
 
 /// Rows scored together by one parallel task (64 KiB of 8-column rows).
 pub const CHUNK_ROWS: usize = 1024;
+
+/// Forests of at most this many sampled rows (`n_trees * max_samples`) are grown on the
+/// calling thread (the default 100 trees of 256 rows are grown in parallel).
+pub const SERIAL_FIT_SAMPLES: usize = 1 << 13;
 
 /// A fitted Isolation Forest (Liu, Ting and Zhou 2008).
 ///
@@ -161,17 +171,22 @@ impl IsolationForest {
         let n_rows = values.len() / self.n_features;
         let mut scores = vec![0.0; n_rows];
         let scale = -1.0 / (self.trees.len() as f64 * self.normaliser);
-        scores
-            .par_chunks_mut(CHUNK_ROWS)
-            .zip(values.par_chunks(CHUNK_ROWS * self.n_features))
-            .for_each(|(sums, rows)| {
-                for tree in &self.trees {
-                    tree.add_path_lengths(rows, self.n_features, sums);
-                }
-                for sum in sums.iter_mut() {
-                    *sum = (*sum * scale).exp2();
-                }
-            });
+        let score_chunk = |(sums, rows): (&mut [f64], &[f64])| {
+            for tree in &self.trees {
+                tree.add_path_lengths(rows, self.n_features, sums);
+            }
+            for sum in sums.iter_mut() {
+                *sum = (*sum * scale).exp2();
+            }
+        };
+        if n_rows <= CHUNK_ROWS {
+            score_chunk((&mut scores, values));
+        } else {
+            scores
+                .par_chunks_mut(CHUNK_ROWS)
+                .zip(values.par_chunks(CHUNK_ROWS * self.n_features))
+                .for_each(score_chunk);
+        }
         scores
     }
 }
@@ -213,25 +228,27 @@ impl<D: Data<Elem = f64>, T> Fit<ArrayBase<D, Ix2>, T, Error> for IsolationFores
 
         let max_samples = self.max_samples().min(n_rows);
         let seed = self.seed();
-        let trees = (0..self.n_trees())
-            .into_par_iter()
-            .map(|tree| {
-                let mut rng = StdRng::seed_from_u64(tree_seed(seed, tree));
-                let columns: Vec<usize> = if tree_columns == n_features {
-                    (0..n_features).collect()
-                } else {
-                    let mut columns = index::sample(&mut rng, n_features, tree_columns).into_vec();
-                    columns.sort_unstable();
-                    columns
-                };
-                let mut sample = Vec::with_capacity(max_samples * columns.len());
-                for row in index::sample(&mut rng, n_rows, max_samples) {
-                    let row = &values[row * n_features..(row + 1) * n_features];
-                    sample.extend(columns.iter().map(|&column| row[column]));
-                }
-                IsolationTree::grow(&sample, &columns, &mut rng)
-            })
-            .collect();
+        let grow = |tree: usize| {
+            let mut rng = StdRng::seed_from_u64(tree_seed(seed, tree));
+            let columns: Vec<usize> = if tree_columns == n_features {
+                (0..n_features).collect()
+            } else {
+                let mut columns = index::sample(&mut rng, n_features, tree_columns).into_vec();
+                columns.sort_unstable();
+                columns
+            };
+            let mut sample = Vec::with_capacity(max_samples * columns.len());
+            for row in index::sample(&mut rng, n_rows, max_samples) {
+                let row = &values[row * n_features..(row + 1) * n_features];
+                sample.extend(columns.iter().map(|&column| row[column]));
+            }
+            IsolationTree::grow(&sample, &columns, &mut rng)
+        };
+        let trees = if self.n_trees() * max_samples <= SERIAL_FIT_SAMPLES {
+            (0..self.n_trees()).map(grow).collect()
+        } else {
+            (0..self.n_trees()).into_par_iter().map(grow).collect()
+        };
 
         let mut forest = IsolationForest {
             trees,
@@ -339,7 +356,7 @@ mod tests {
     use super::*;
     use crate::ml::iforest::{IsolationForest, MaxFeatures};
     use linfa::traits::Predict;
-    use ndarray::{Array2, array, s};
+    use ndarray::{Array2, Axis, array, s};
     use rand::Rng;
     use rand_distr::StandardNormal;
 
@@ -466,6 +483,30 @@ mod tests {
         let (threshold_3, scores_3) = run(3);
         assert_eq!(threshold_1, threshold_3);
         assert_eq!(scores_1, scores_3);
+    }
+
+    /// The serial paths (a small forest grown on the calling thread, one chunk scored
+    /// inline) give what the parallel ones give.
+    #[test]
+    fn small_work_on_the_calling_thread_matches_the_parallel_paths() {
+        let (x, _) = gaussian_with_outliers(3000, 30, 3, 9);
+        assert!(x.nrows() > 2 * CHUNK_ROWS);
+        // Tree i depends on (seed, i) only: the serial forest of 16 trees is the first 16
+        // of the parallel forest of 64.
+        let params = IsolationForest::params().max_samples(256).seed(5);
+        assert!(16 * 256 <= SERIAL_FIT_SAMPLES && 64 * 256 > SERIAL_FIT_SAMPLES);
+        let serial = fit(params.clone().n_trees(16), &x);
+        let parallel = fit(params.n_trees(64), &x);
+        assert_eq!(
+            format!("{:?}", serial.trees),
+            format!("{:?}", &parallel.trees[..16])
+        );
+        // Rows scored in parallel chunks, then one at a time inline.
+        let whole = parallel.score_samples(&x).unwrap();
+        for (row, &score) in x.outer_iter().zip(&whole).step_by(7) {
+            let alone = parallel.score_samples(&row.insert_axis(Axis(0))).unwrap();
+            assert_eq!(alone[0].to_bits(), score.to_bits());
+        }
     }
 
     #[test]
