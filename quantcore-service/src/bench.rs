@@ -65,6 +65,12 @@
 //! 0.55-0.65 s, so the ml role (its forests are about a fifth of the CPU time) bounds the
 //! run. Paced 1,000 bars/s p50 / p99: 7.4 / 39.5 ms (previous 7.4 / 35.1 ms).
 //!
+//! With the consumers' `fetch.wait.max.ms` at 10 ms (librdkafka's 500 ms before; tansu
+//! holds each fetch for the whole wait, adding it to every hop), PostgreSQL + tansu, one
+//! fresh broker per run: unpaced 12 symbols 5,970 bars/s (5,840 before); paced p50 / p99
+//! 1,000 bars/s 68 / 437 ms (before: the pipeline fell behind, 808 bars/s, p50 955 ms),
+//! 500 bars/s 45 / 102 ms (before 884 / 1,301 ms).
+//!
 //! Paced runs do not batch (a bar is alone when it arrives), so each bar pays its own
 //! store round trips: the highest paced rate with p99 under 50 ms is about 1,000 bars/s on
 //! both setups, well below the unpaced throughput. The figures vary by 10-20 % from run

@@ -102,6 +102,12 @@ impl KafkaSettings {
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
             .set("enable.partition.eof", "false")
+            // How long the broker may hold a fetch that finds no new message. Apache
+            // Kafka answers as soon as one arrives (`fetch.min.bytes` 1), so this only sets
+            // how often an idle consumer asks again; brokers that hold every fetch for the
+            // whole wait (librdkafka's mock cluster, tansu) add it to each hop otherwise:
+            // librdkafka's 500 ms made a bar's way to its order about 1 s on tansu.
+            .set("fetch.wait.max.ms", FETCH_WAIT_MAX_MS)
             .set(
                 "session.timeout.ms",
                 self.session_timeout.as_millis().to_string(),
@@ -115,6 +121,10 @@ impl KafkaSettings {
         config
     }
 }
+
+/// The consumers' `fetch.wait.max.ms` (see `consumer_config`); a `with` property
+/// overrides it.
+const FETCH_WAIT_MAX_MS: &str = "10";
 
 /// The Kafka [`Bus`].
 pub struct KafkaBus {
@@ -369,5 +379,12 @@ mod tests {
         assert_eq!(config.get("auto.offset.reset"), Some("earliest"));
         assert_eq!(config.get("session.timeout.ms"), Some("9000"));
         assert_eq!(config.get("heartbeat.interval.ms"), Some("3000"));
+        assert_eq!(config.get("fetch.wait.max.ms"), Some("10"));
+        let slower = KafkaSettings::new("a:9092").with("fetch.wait.max.ms", "250");
+        assert_eq!(
+            slower.consumer_config("g").get("fetch.wait.max.ms"),
+            Some("250"),
+            "a property given overrides the default"
+        );
     }
 }
