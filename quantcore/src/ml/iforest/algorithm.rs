@@ -494,7 +494,7 @@ mod tests {
         // Tree i depends on (seed, i) only: the serial forest of 16 trees is the first 16
         // of the parallel forest of 64.
         let params = IsolationForest::params().max_samples(256).seed(5);
-        assert!(16 * 256 <= SERIAL_FIT_SAMPLES && 64 * 256 > SERIAL_FIT_SAMPLES);
+        const { assert!(16 * 256 <= SERIAL_FIT_SAMPLES && 64 * 256 > SERIAL_FIT_SAMPLES) };
         let serial = fit(params.clone().n_trees(16), &x);
         let parallel = fit(params.n_trees(64), &x);
         assert_eq!(
