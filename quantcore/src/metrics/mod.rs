@@ -44,6 +44,7 @@
 //! exact conventions (ddof, Sortino's all-period downside, CVaR's tail count), which
 //! are the contract here.
 
+mod curve;
 pub(crate) mod drawdown;
 mod returns;
 mod summary;
