@@ -9,15 +9,35 @@
 //! theirs (the tests compare them); only the error path scans again, to name the first
 //! bad row exactly as [`check_curve`] does.
 //!
-//! The returns are divided `LANES` at a time from two overlapping windows of the
-//! equity, which the compiler turns into packed divisions; the division is the
-//! costliest step of the loop.
+//! # How the pass is laid out
+//! The curve is read in blocks of [`BLOCK`] points. For each block, a loop the compiler
+//! vectorizes (packed divisions and comparisons) writes the block's returns to a small
+//! buffer and takes the extremes of each run of [`RUN`] points; then the returns are
+//! placed by sign, and the drawdown's state machine runs only on the runs whose
+//! highest point reaches the running peak or whose lowest falls below the floor that
+//! could deepen the worst drawdown (on any other run it would change nothing). Points
+//! after the last whole block go one by one.
+//!
+//! The block loop checks the equity through the returns, which it computes anyway:
+//! the sum of the returns is finite and none is at or below -1 only if every point is
+//! finite and positive (given the first one, by induction: a finite `e_t / e_{t-1}`
+//! above 0 needs a finite positive `e_t`). The converse can fail (a ratio that
+//! overflows on a valid curve), so the flags are only a fast path: when they do not
+//! clear the curve, [`check_curve`] decides, and a curve it accepts goes on with the
+//! numbers already computed, which are those of the separate scans either way.
 
 use super::drawdown::{DrawdownPeriod, check_curve, check_shape};
 use crate::error::Result;
 
-/// Points handled together: their returns are divided as one packed operation.
-const LANES: usize = 4;
+/// Points per block: the block's returns (2 KB) stay in the L1 cache between the
+/// vectorized loop and the placing.
+const BLOCK: usize = 256;
+
+/// Points per run, the unit the drawdown's state machine skips.
+const RUN: usize = 8;
+
+/// Runs per block.
+const RUNS: usize = BLOCK / RUN;
 
 /// What the pass over the curve found.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -70,6 +90,15 @@ impl Drawdown {
         }
     }
 
+    /// False when no point of a run with these extremes can change the state: none
+    /// reaches the peak and none is below the floor (true for NaN, to be safe).
+    #[inline(always)]
+    fn may_change(&self, high: f64, low: f64) -> bool {
+        let quiet = (high < self.peak) & (low >= self.floor);
+        !quiet
+    }
+
+    /// Point `i`, of equity `e`, as `max_drawdown_period` sees it.
     #[inline(always)]
     fn see(&mut self, i: usize, e: f64) {
         if e >= self.peak {
@@ -134,6 +163,81 @@ impl Blocks<'_> {
     }
 }
 
+/// One block's returns and what the checks and the drawdown need from it.
+struct Block {
+    returns: [f64; BLOCK],
+    /// Highest and lowest point of each run.
+    highs: [f64; RUNS],
+    lows: [f64; RUNS],
+    /// Per lane, over every block so far: the sum and the minimum of the returns.
+    sums: [f64; RUN],
+    lowest_returns: [f64; RUN],
+}
+
+impl Block {
+    fn new() -> Block {
+        Block {
+            returns: [0.0; BLOCK],
+            highs: [0.0; RUNS],
+            lows: [0.0; RUNS],
+            sums: [0.0; RUN],
+            lowest_returns: [f64::INFINITY; RUN],
+        }
+    }
+
+    /// The returns of `points` against `previous` (each [`BLOCK`] long), the runs'
+    /// extremes and the checks' sums and minima. Straight-line code over fixed-size
+    /// arrays, so the compiler vectorizes it.
+    #[inline(always)]
+    fn fill(&mut self, points: &[f64], previous: &[f64]) {
+        let (points, _) = points.as_chunks::<RUN>();
+        let (previous, _) = previous.as_chunks::<RUN>();
+        let (returns, _) = self.returns.as_chunks_mut::<RUN>();
+        let extremes = self.highs.iter_mut().zip(self.lows.iter_mut());
+        let runs = points.iter().zip(previous).zip(returns).zip(extremes);
+        for (((e, p), r), (run_high, run_low)) in runs {
+            for k in 0..RUN {
+                r[k] = e[k] / p[k] - 1.0;
+                self.sums[k] += r[k];
+                let lowest = self.lowest_returns[k];
+                self.lowest_returns[k] = if r[k] < lowest { r[k] } else { lowest };
+            }
+            let (mut high, mut low) = (*e, *e);
+            let mut width = RUN / 2;
+            while width > 0 {
+                for k in 0..width {
+                    let (h, l) = (high[k + width], low[k + width]);
+                    high[k] = if h > high[k] { h } else { high[k] };
+                    low[k] = if l < low[k] { l } else { low[k] };
+                }
+                width /= 2;
+            }
+            (*run_high, *run_low) = (high[0], low[0]);
+        }
+    }
+
+    /// True only if every point of the blocks so far is finite and positive, given
+    /// the first point of the curve (see the module docs); may be false for a valid
+    /// curve.
+    fn all_valid(&self) -> bool {
+        let sum: f64 = self.sums.iter().sum();
+        let lowest = self
+            .lowest_returns
+            .iter()
+            .fold(f64::INFINITY, |a, &b| a.min(b));
+        sum.is_finite() & (lowest > -1.0)
+    }
+}
+
+/// True when every `times[k] >= previous[k]`.
+#[inline(always)]
+fn non_decreasing(times: &[i64], previous: &[i64]) -> bool {
+    times
+        .iter()
+        .zip(previous)
+        .fold(true, |sorted, (t, p)| sorted & (t >= p))
+}
+
 /// True for an equity value that is finite and positive (false for NaN).
 #[inline(always)]
 fn valid_equity(value: f64) -> bool {
@@ -167,27 +271,36 @@ pub(crate) fn scan_curve(
     let mut valid = valid_equity(equity[0]);
     let mut sorted = true;
 
-    // Point i + 1 against point i, LANES points at a time, then the rest one by one.
+    // Point i + 1 against point i.
     let (before, after) = (&equity[..n], &equity[1..]);
     let (times_before, times_after) = (&timestamps[..n], &timestamps[1..]);
-    let chunks = after
-        .chunks_exact(LANES)
-        .zip(before.chunks_exact(LANES))
-        .zip(times_after.chunks_exact(LANES).zip(times_before.chunks_exact(LANES)));
-    let mut point = 1;
-    for ((e, previous), (t, t_previous)) in chunks {
-        let returns: [f64; LANES] = std::array::from_fn(|k| e[k] / previous[k] - 1.0);
-        for k in 0..LANES {
-            valid &= valid_equity(e[k]);
-            sorted &= t[k] >= t_previous[k];
+    let whole = n - n % BLOCK;
+    let mut block = Block::new();
+    for start in (0..whole).step_by(BLOCK) {
+        let points = &after[start..start + BLOCK];
+        block.fill(points, &before[start..start + BLOCK]);
+        sorted &= non_decreasing(
+            &times_after[start..start + BLOCK],
+            &times_before[start..start + BLOCK],
+        );
+        for &r in &block.returns {
+            blocks.place(r);
         }
-        for k in 0..LANES {
-            blocks.place(returns[k]);
-            drawdown.see(point + k, e[k]);
+        let (runs, _) = points.as_chunks::<RUN>();
+        for ((run, &high), (&low, offset)) in runs
+            .iter()
+            .zip(&block.highs)
+            .zip(block.lows.iter().zip((start + 1..).step_by(RUN)))
+        {
+            if drawdown.may_change(high, low) {
+                for (k, &e) in run.iter().enumerate() {
+                    drawdown.see(offset + k, e);
+                }
+            }
         }
-        point += LANES;
     }
-    for i in point - 1..n {
+    valid &= block.all_valid();
+    for i in whole..n {
         let e = after[i];
         valid &= valid_equity(e);
         sorted &= times_after[i] >= times_before[i];
@@ -196,9 +309,8 @@ pub(crate) fn scan_curve(
     }
 
     if !(valid & sorted) {
-        // Name the first bad row as the separate check does. The flags use its very
-        // tests, so it fails here; were it to pass, the curve is valid and so is all
-        // of the above.
+        // Either a bad point, named as the separate check names it, or a valid curve
+        // the fast checks could not clear (see the module docs): then go on.
         check_curve(timestamps, equity)?;
     }
     let (zero_start, positive_start) = (blocks.negative_end, blocks.positive_start);
@@ -249,7 +361,12 @@ mod tests {
         // one buffer for all: stale contents of every length before each curve
         let mut out = Vec::new();
         for case in 0..400 {
-            let n = rng.gen_range(1..200);
+            // short curves (the one-by-one tail only) and curves of a few blocks
+            let n = if case % 3 == 0 {
+                rng.gen_range(BLOCK..5 * BLOCK)
+            } else {
+                rng.gen_range(1..BLOCK)
+            };
             let mut equity = vec![rng.gen_range(1.0..1e4)];
             let mut peak = equity[0];
             for _ in 1..n {
@@ -268,6 +385,26 @@ mod tests {
         }
     }
 
+    /// Valid curves whose ratios overflow to infinity or underflow to zero: the fast
+    /// checks cannot clear them, the full check does, and the pass goes on with the
+    /// numbers of the separate scans.
+    #[test]
+    fn valid_curves_the_fast_checks_cannot_clear_still_pass() {
+        let mut out = Vec::new();
+        let timestamps: Vec<i64> = (0..300).collect();
+        for (at, value) in [
+            (3, 1e300),
+            (3, 1e-300),
+            (200, f64::MAX),
+            (299, f64::MIN_POSITIVE),
+        ] {
+            let mut equity = vec![1.0; 300];
+            equity[at] = value;
+            assert!(check_curve(&timestamps, &equity).is_ok());
+            assert_same_as_separate_scans(&timestamps, &equity, &mut out);
+        }
+    }
+
     #[test]
     fn recovery_is_the_first_point_back_at_the_deepest_episodes_peak() {
         let mut out = vec![f64::NAN; 50];
@@ -278,7 +415,11 @@ mod tests {
         let pass = scan_curve(&timestamps, &equity, &mut out).unwrap();
         let period = pass.period.unwrap();
         assert_eq!(
-            (period.peak_index, period.trough_index, period.recovery_index),
+            (
+                period.peak_index,
+                period.trough_index,
+                period.recovery_index
+            ),
             (1, 2, Some(4))
         );
         assert_eq!((period.duration_periods, period.duration_seconds), (3, 30));
@@ -288,7 +429,11 @@ mod tests {
         let pass = scan_curve(&timestamps[..7], &equity, &mut out).unwrap();
         let period = pass.period.unwrap();
         assert_eq!(
-            (period.peak_index, period.trough_index, period.recovery_index),
+            (
+                period.peak_index,
+                period.trough_index,
+                period.recovery_index
+            ),
             (4, 5, None)
         );
         assert_eq!(period.duration_periods, 2);
@@ -298,21 +443,34 @@ mod tests {
     #[test]
     fn errors_name_the_first_bad_row_as_check_curve_does() {
         let mut out = Vec::new();
-        let timestamps: Vec<i64> = (0..11).collect();
-        // every row of a curve longer than one chunk, each kind of bad value
-        for row in 0..11 {
-            for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 0.0, -3.0] {
-                let mut equity = vec![100.0; 11];
+        // two whole blocks and a tail; rows at both ends of each part
+        let n = 2 * BLOCK + 11;
+        let timestamps: Vec<i64> = (0..n as i64).collect();
+        let rows = [
+            0,
+            1,
+            7,
+            8,
+            BLOCK - 1,
+            BLOCK,
+            BLOCK + 1,
+            2 * BLOCK,
+            2 * BLOCK + 1,
+            n - 1,
+        ];
+        for row in rows {
+            for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 0.0, -0.0, -3.0] {
+                let mut equity: Vec<f64> = (0..n).map(|i| 100.0 + (i % 7) as f64).collect();
                 equity[row] = bad;
                 let fused = scan_curve(&timestamps, &equity, &mut out).unwrap_err();
                 let separate = check_curve(&timestamps, &equity).unwrap_err();
                 assert_eq!(fused.to_string(), separate.to_string());
             }
-            let mut unsorted = timestamps.clone();
             if row > 0 {
+                let mut unsorted = timestamps.clone();
                 unsorted[row] = -1;
-                let fused = scan_curve(&unsorted, &[1.0; 11], &mut out).unwrap_err();
-                let separate = check_curve(&unsorted, &[1.0; 11]).unwrap_err();
+                let fused = scan_curve(&unsorted, &vec![1.0; n], &mut out).unwrap_err();
+                let separate = check_curve(&unsorted, &vec![1.0; n]).unwrap_err();
                 assert_eq!(fused.to_string(), separate.to_string());
                 assert!(fused.to_string().contains(&format!("row {row}")), "{fused}");
             }

@@ -79,7 +79,11 @@ impl FirstPass {
     /// unchanged (a lane starts at `+0.0` and a sum of finite values is never `-0.0`
     /// unless both terms are), each lane still adds its nonzero values in index order,
     /// and the extremes take the zeros in when there are any.
-    pub(crate) fn of_blocks(returns: &[f64], zero_start: usize, positive_start: usize) -> FirstPass {
+    pub(crate) fn of_blocks(
+        returns: &[f64],
+        zero_start: usize,
+        positive_start: usize,
+    ) -> FirstPass {
         let n = returns.len();
         let whole = n - n % LANES;
         let mut pass = FirstPass {

@@ -554,7 +554,7 @@ mod tests {
 
     /// Asserts that `compute` and the reference agree bit for bit: the same metrics
     /// (`Debug` prints every `f64` in its shortest round-trip form, so equal text is
-    /// equal bits, `-0.0` included) or the same error.
+    /// equal bits, `-0.0` included, and a NaN equals a NaN) or the same error.
     fn assert_same_as_reference(
         timestamps: &[i64],
         equity: &[f64],
@@ -565,7 +565,6 @@ mod tests {
         let reference = reference_compute(timestamps, equity, trade_pnls, config);
         match (&fused, &reference) {
             (Ok(fused), Ok(reference)) => {
-                assert_eq!(fused, reference);
                 assert_eq!(format!("{fused:?}"), format!("{reference:?}"));
             }
             (Err(fused), Err(reference)) => {
@@ -609,14 +608,14 @@ mod tests {
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(400))]
 
-        /// Random valid curves, from a single point to a few hundred (every
-        /// remainder of the 4-point chunks), with zeros, flats, ties with the peak,
-        /// crashes, recovered and unrecovered drawdowns: the whole `Metrics` is the
-        /// reference's, bit for bit.
+        /// Random valid curves, from a single point to about four blocks of the fused
+        /// pass (every remainder of its blocks and runs, and of the moments' lanes),
+        /// with zeros, flats, ties with the peak, crashes, recovered and unrecovered
+        /// drawdowns: the whole `Metrics` is the reference's, bit for bit.
         #[test]
         fn fused_pass_matches_the_separate_passes(
             start in 0.01f64..1e7,
-            steps in proptest::collection::vec((0u8..8, -0.2f64..0.2, 0u8..3), 0..300),
+            steps in proptest::collection::vec((0u8..8, -0.2f64..0.2, 0u8..3), 0..1_100),
             pnls in proptest::collection::vec(-100.0f64..100.0, 0..5),
             ppy in 0u8..5,
             risk_free_rate in -0.001f64..0.001,
@@ -631,10 +630,10 @@ mod tests {
         /// (or a length mismatch): the same error for the same first bad row.
         #[test]
         fn fused_pass_gives_the_same_errors(
-            steps in proptest::collection::vec((0u8..8, -0.2f64..0.2, 0u8..3), 0..120),
+            steps in proptest::collection::vec((0u8..8, -0.2f64..0.2, 0u8..3), 0..700),
             bad_value in 0usize..6,
-            bad_row in 0usize..130,
-            unsorted_row in 0usize..130,
+            bad_row in 0usize..720,
+            unsorted_row in 0usize..720,
             unsort in proptest::bool::ANY,
             truncate in 0usize..4,
             bad_pnl in proptest::bool::ANY,
@@ -679,7 +678,14 @@ mod tests {
             // only falls, only rises, alternating
             (0..37).map(|i| 1e6 * 0.99_f64.powi(i)).collect(),
             (0..38).map(|i| 1e-3 * 1.01_f64.powi(i)).collect(),
-            (0..39).map(|i| if i % 2 == 0 { 10.0 } else { 11.0 }).collect(),
+            (0..39)
+                .map(|i| if i % 2 == 0 { 10.0 } else { 11.0 })
+                .collect(),
+            // ratios that overflow or underflow, in and after the first block of points
+            (0..300).map(|i| if i == 3 { 1e300 } else { 1.0 }).collect(),
+            (0..600)
+                .map(|i| if i >= 290 { 1e-300 } else { 1e300 })
+                .collect(),
         ];
         for equity in cases {
             let timestamps = days(equity.len());
@@ -690,7 +696,12 @@ mod tests {
         let config = MetricsConfig::default();
         assert_same_as_reference(&[], &[], &[], &config);
         assert_same_as_reference(&days(3), &[1.0, 2.0], &[], &config);
-        assert_same_as_reference(&[0, 5, 4, 6, 7], &[1.0, 2.0, 3.0, 4.0, f64::NAN], &[], &config);
+        assert_same_as_reference(
+            &[0, 5, 4, 6, 7],
+            &[1.0, 2.0, 3.0, 4.0, f64::NAN],
+            &[],
+            &config,
+        );
         assert_same_as_reference(&[0, 5, 4, 6, 7], &[1.0, 2.0, 3.0, 4.0, 5.0], &[], &config);
         assert_same_as_reference(&days(6), &[1.0, 2.0, 3.0, 4.0, 0.0, -1.0], &[], &config);
         assert_same_as_reference(&days(1), &[f64::NAN], &[], &config);
