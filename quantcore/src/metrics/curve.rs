@@ -190,17 +190,21 @@ impl Block {
     /// arrays, so the compiler vectorizes it.
     #[inline(always)]
     fn fill(&mut self, points: &[f64], previous: &[f64]) {
+        // The accumulators in locals: through `self` they would be reloaded after
+        // every store of a return.
+        let (mut sums, mut lowest_returns) = (self.sums, self.lowest_returns);
         let (points, _) = points.as_chunks::<RUN>();
         let (previous, _) = previous.as_chunks::<RUN>();
         let (returns, _) = self.returns.as_chunks_mut::<RUN>();
         let extremes = self.highs.iter_mut().zip(self.lows.iter_mut());
         let runs = points.iter().zip(previous).zip(returns).zip(extremes);
         for (((e, p), r), (run_high, run_low)) in runs {
+            let run: [f64; RUN] = std::array::from_fn(|k| e[k] / p[k] - 1.0);
+            *r = run;
             for k in 0..RUN {
-                r[k] = e[k] / p[k] - 1.0;
-                self.sums[k] += r[k];
-                let lowest = self.lowest_returns[k];
-                self.lowest_returns[k] = if r[k] < lowest { r[k] } else { lowest };
+                sums[k] += run[k];
+                let lowest = lowest_returns[k];
+                lowest_returns[k] = if run[k] < lowest { run[k] } else { lowest };
             }
             let (mut high, mut low) = (*e, *e);
             let mut width = RUN / 2;
@@ -214,6 +218,7 @@ impl Block {
             }
             (*run_high, *run_low) = (high[0], low[0]);
         }
+        (self.sums, self.lowest_returns) = (sums, lowest_returns);
     }
 
     /// True only if every point of the blocks so far is finite and positive, given

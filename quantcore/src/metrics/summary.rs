@@ -484,8 +484,9 @@ mod tests {
     }
 
     /// `compute` as it was before the fused pass over the curve (commit 5e5538c), kept
-    /// verbatim but for the scratch buffer: the separate check, returns, moments and
-    /// drawdown scans. The reference of the bit-for-bit tests below.
+    /// verbatim but for the scratch buffer: the separate check, returns, moments (the
+    /// old code, `reference_moments`) and drawdown scans. The reference of the
+    /// bit-for-bit tests below.
     fn reference_compute(
         timestamps: &[i64],
         equity: &[f64],
@@ -493,7 +494,7 @@ mod tests {
         config: &MetricsConfig,
     ) -> Result<Metrics> {
         use crate::metrics::drawdown::{check_curve, max_drawdown_period};
-        use crate::metrics::returns::returns_by_sign;
+        use crate::metrics::returns::{reference_moments, returns_by_sign};
 
         config.validate()?;
         check_curve(timestamps, equity)?;
@@ -504,7 +505,7 @@ mod tests {
         let (moments, tails) = {
             let returns = &mut returns;
             let cuts = returns_by_sign(equity, returns);
-            let moments = Moments::of(returns, config.sortino_target);
+            let moments = reference_moments(returns, config.sortino_target);
             let cuts = [cuts.0, cuts.1];
             (moments, Tails::of_blocks(returns, VAR_CUTOFF, &cuts))
         };
