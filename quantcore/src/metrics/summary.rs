@@ -182,9 +182,10 @@ impl Metrics {
     ///
     /// `timestamps` (Unix seconds, non-decreasing) and `equity` have one entry per
     /// point; `equity[0]` is the starting capital, and returns are
-    /// `equity[t] / equity[t - 1] - 1`. `trade_pnls` may be empty. Cost: a few passes
-    /// over the returns, kept in a buffer the thread reuses, blocked by sign and
-    /// reordered for the percentiles by O(n) selection inside one block; no sorting.
+    /// `equity[t] / equity[t - 1] - 1`. `trade_pnls` may be empty. Cost: one pass over
+    /// the curve (checks, returns, drawdown), then a few over the returns, kept in a
+    /// buffer the thread reuses, blocked by sign and reordered for the percentiles by
+    /// O(n) selection inside one block; no sorting.
     ///
     /// # Errors
     /// [`Error::InvalidParameter`] for a bad config; [`Error::LengthMismatch`] when the
