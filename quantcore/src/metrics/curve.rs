@@ -374,9 +374,14 @@ mod tests {
             };
             let mut equity = vec![rng.gen_range(1.0..1e4)];
             let mut peak = equity[0];
+            // flat stretches (out of the market) of about 20 points, on two curves
+            // in three
+            let mut flat = false;
             for _ in 1..n {
                 let last = equity[equity.len() - 1];
+                flat ^= case % 3 != 2 && rng.gen_bool(0.05);
                 let next = match rng.gen_range(0..6) {
+                    _ if flat => last,
                     0 => last,
                     1 => peak,
                     2 => (last + rng.gen_range(-3..=3) as f64).max(0.5),

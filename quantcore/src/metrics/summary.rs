@@ -578,13 +578,17 @@ mod tests {
 
     /// A valid curve from `steps`: each step keeps the equity (a zero return), moves
     /// it by a return, returns exactly to the running peak (a tie that starts a new
-    /// episode) or crashes; timestamps advance by 0 to 2 days.
+    /// episode) or crashes; a step of kind 0 starts or ends a flat stretch (out of
+    /// the market: zero returns, about 8 in a row); timestamps advance by 0 to 2 days.
     fn curve_from(start: f64, steps: &[(u8, f64, u8)]) -> (Vec<i64>, Vec<f64>) {
         let (mut equity, mut timestamps) = (vec![start], vec![1_600_000_000]);
         let mut peak = start;
+        let mut flat = false;
         for &(kind, r, gap) in steps {
             let last = equity[equity.len() - 1];
+            flat ^= kind % 8 == 0;
             let next = match kind % 8 {
+                _ if flat => last,
                 0 | 1 => last,
                 2 => peak,
                 3 => last * (1.0 - 0.5 * r.abs()),
