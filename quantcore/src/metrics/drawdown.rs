@@ -39,20 +39,7 @@ impl DrawdownPeriod {
 /// positive, timestamps non-decreasing (the starting capital may share the first bar's
 /// timestamp).
 pub(crate) fn check_curve(timestamps: &[i64], equity: &[f64]) -> Result<()> {
-    if equity.len() != timestamps.len() {
-        return Err(Error::LengthMismatch {
-            field: "equity",
-            expected: timestamps.len(),
-            actual: equity.len(),
-        });
-    }
-    if equity.is_empty() {
-        return Err(Error::NotEnoughData {
-            what: "an equity curve",
-            required: 1,
-            actual: 0,
-        });
-    }
+    check_shape(timestamps, equity)?;
     check_equity(equity)?;
     let sorted = timestamps
         .windows(2)
@@ -65,6 +52,25 @@ pub(crate) fn check_curve(timestamps: &[i64], equity: &[f64]) -> Result<()> {
             row: row + 1,
             timestamp: timestamps[row + 1],
             previous: timestamps[row],
+        });
+    }
+    Ok(())
+}
+
+/// The first checks of [`check_curve`]: equal lengths and at least one point.
+pub(crate) fn check_shape(timestamps: &[i64], equity: &[f64]) -> Result<()> {
+    if equity.len() != timestamps.len() {
+        return Err(Error::LengthMismatch {
+            field: "equity",
+            expected: timestamps.len(),
+            actual: equity.len(),
+        });
+    }
+    if equity.is_empty() {
+        return Err(Error::NotEnoughData {
+            what: "an equity curve",
+            required: 1,
+            actual: 0,
         });
     }
     Ok(())
@@ -120,6 +126,10 @@ pub fn drawdown_series(equity: &[f64]) -> Result<Vec<f64>> {
 
 /// One pass over a checked curve: the maximum drawdown (<= 0) and its episode (None
 /// when the equity never fell below a previous peak).
+///
+/// The reference for the tests of the fused pass in `curve`, which
+/// [`Metrics::compute`](super::Metrics::compute) uses instead.
+#[cfg(test)]
 pub(crate) fn max_drawdown_period(
     timestamps: &[i64],
     equity: &[f64],

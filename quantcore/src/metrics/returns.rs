@@ -30,10 +30,22 @@ pub(crate) struct Moments {
 /// on one another (about 2.5x faster on 1M returns), and rounding error grows slower.
 const LANES: usize = 4;
 
-impl Moments {
-    /// Two passes over finite returns: the mean, then centered powers and the downside.
-    pub(crate) fn of(returns: &[f64], target: f64) -> Moments {
-        let n = returns.len();
+/// The first pass of [`Moments`]: per-lane sums and the extremes.
+///
+/// Lane `i % LANES` holds `returns[i]` for `i` below the last whole chunk of `LANES`,
+/// lane 0 the remainder; each lane adds its values in index order. The mean is the
+/// sum of the lanes (in lane order) over `n`, so two ways of computing the lanes that
+/// keep this order give the same mean, bit for bit.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FirstPass {
+    sum: [f64; LANES],
+    best: f64,
+    worst: f64,
+}
+
+impl FirstPass {
+    /// The first pass over every return.
+    fn of(returns: &[f64]) -> FirstPass {
         let chunks = returns.chunks_exact(LANES);
         let tail = chunks.remainder();
         let mut sum = [0.0; LANES];
@@ -52,11 +64,93 @@ impl Moments {
             best[0] = best[0].max(r);
             worst[0] = worst[0].min(r);
         }
+        FirstPass {
+            sum,
+            best: best.into_iter().fold(f64::NEG_INFINITY, f64::max),
+            worst: worst.into_iter().fold(f64::INFINITY, f64::min),
+        }
+    }
+
+    /// [`of`](Self::of) for finite returns blocked by sign (as
+    /// [`returns_by_sign`] leaves them: negatives before `zero_start`, zeros up to
+    /// `positive_start`, positives from there), skipping the zeros.
+    ///
+    /// Bit for bit the same as [`of`](Self::of): adding `+0.0` to a lane leaves it
+    /// unchanged (a lane starts at `+0.0` and a sum of finite values is never `-0.0`
+    /// unless both terms are), each lane still adds its nonzero values in index order,
+    /// and the extremes take the zeros in when there are any.
+    pub(crate) fn of_blocks(
+        returns: &[f64],
+        zero_start: usize,
+        positive_start: usize,
+    ) -> FirstPass {
+        let n = returns.len();
+        let whole = n - n % LANES;
+        let mut pass = FirstPass {
+            sum: [0.0; LANES],
+            best: f64::NEG_INFINITY,
+            worst: f64::INFINITY,
+        };
+        pass.add_range(returns, 0, zero_start, whole);
+        pass.add_range(returns, positive_start, n, whole);
+        if zero_start < positive_start {
+            pass.best = pass.best.max(0.0);
+            pass.worst = pass.worst.min(0.0);
+        }
+        pass
+    }
+
+    /// Adds `returns[start..end]` to their lanes (`whole`: where the remainder starts).
+    fn add_range(&mut self, returns: &[f64], start: usize, end: usize, whole: usize) {
+        // The unaligned head and the remainder one by one, the whole chunks between by
+        // lanes (as in `of`, which the compiler vectorizes).
+        let chunked_end = end.min(whole);
+        let body_start = start.next_multiple_of(LANES).min(chunked_end).max(start);
+        let body_end = body_start.max(chunked_end / LANES * LANES);
+        let mut sum = self.sum;
+        let mut best = [self.best; LANES];
+        let mut worst = [self.worst; LANES];
+        let one_by_one = |i: usize, sum: &mut [f64; LANES], best: &mut f64, worst: &mut f64| {
+            let r = returns[i];
+            sum[if i < whole { i % LANES } else { 0 }] += r;
+            *best = best.max(r);
+            *worst = worst.min(r);
+        };
+        for i in start..body_start {
+            one_by_one(i, &mut sum, &mut best[0], &mut worst[0]);
+        }
+        for chunk in returns[body_start..body_end].chunks_exact(LANES) {
+            for lane in 0..LANES {
+                let r = chunk[lane];
+                sum[lane] += r;
+                best[lane] = if r > best[lane] { r } else { best[lane] };
+                worst[lane] = if r < worst[lane] { r } else { worst[lane] };
+            }
+        }
+        for i in body_end..end {
+            one_by_one(i, &mut sum, &mut best[0], &mut worst[0]);
+        }
+        self.sum = sum;
+        self.best = best.into_iter().fold(f64::NEG_INFINITY, f64::max);
+        self.worst = worst.into_iter().fold(f64::INFINITY, f64::min);
+    }
+}
+
+impl Moments {
+    /// Two passes over finite returns: the mean, then centered powers and the downside.
+    pub(crate) fn of(returns: &[f64], target: f64) -> Moments {
+        Moments::after(FirstPass::of(returns), returns, target)
+    }
+
+    /// The second pass, given the first: centered powers and the downside.
+    pub(crate) fn after(first: FirstPass, returns: &[f64], target: f64) -> Moments {
+        let n = returns.len();
         let mean = if n == 0 {
             f64::NAN
         } else {
-            sum.iter().sum::<f64>() / n as f64
+            first.sum.iter().sum::<f64>() / n as f64
         };
+        let tail = returns.chunks_exact(LANES).remainder();
         let mut powers = [[0.0; LANES]; 4];
         let mut accumulate = |lane: usize, r: f64| {
             let d = r - mean;
@@ -83,8 +177,8 @@ impl Moments {
             m3,
             m4,
             downside_squares,
-            best: best.into_iter().fold(f64::NEG_INFINITY, f64::max),
-            worst: worst.into_iter().fold(f64::INFINITY, f64::min),
+            best: first.best,
+            worst: first.worst,
         }
     }
 
@@ -261,6 +355,10 @@ fn smallest(values: &[f64]) -> f64 {
 /// are never touched again. The sign is written without a branch (both ends are
 /// written and the sign decides which one is kept), as it is a coin flip per period.
 /// Every equity point must be finite and positive (checked before).
+///
+/// The reference for the tests of the fused pass in `curve`, which
+/// [`Metrics::compute`](super::Metrics::compute) uses instead.
+#[cfg(test)]
 pub(crate) fn returns_by_sign(equity: &[f64], out: &mut Vec<f64>) -> (usize, usize) {
     let n = equity.len().saturating_sub(1);
     out.clear();
@@ -596,6 +694,65 @@ pub fn conditional_value_at_risk(returns: &[f64], cutoff: f64) -> Metric {
     Tails::of(&mut returns.to_vec(), cutoff).conditional_value_at_risk
 }
 
+/// The moments as computed before the passes were split (commit 5e5538c), verbatim:
+/// the reference of the bit-for-bit tests.
+#[cfg(test)]
+pub(crate) fn reference_moments(returns: &[f64], target: f64) -> Moments {
+    let n = returns.len();
+    let chunks = returns.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    let mut sum = [0.0; LANES];
+    let mut best = [f64::NEG_INFINITY; LANES];
+    let mut worst = [f64::INFINITY; LANES];
+    for chunk in chunks {
+        for lane in 0..LANES {
+            let r = chunk[lane];
+            sum[lane] += r;
+            best[lane] = if r > best[lane] { r } else { best[lane] };
+            worst[lane] = if r < worst[lane] { r } else { worst[lane] };
+        }
+    }
+    for &r in tail {
+        sum[0] += r;
+        best[0] = best[0].max(r);
+        worst[0] = worst[0].min(r);
+    }
+    let mean = if n == 0 {
+        f64::NAN
+    } else {
+        sum.iter().sum::<f64>() / n as f64
+    };
+    let mut powers = [[0.0; LANES]; 4];
+    let mut accumulate = |lane: usize, r: f64| {
+        let d = r - mean;
+        let d2 = d * d;
+        powers[0][lane] += d2;
+        powers[1][lane] += d2 * d;
+        powers[2][lane] += d2 * d2;
+        let below = if r < target { r - target } else { 0.0 };
+        powers[3][lane] += below * below;
+    };
+    for chunk in returns.chunks_exact(LANES) {
+        for (lane, &r) in chunk.iter().enumerate() {
+            accumulate(lane, r);
+        }
+    }
+    for &r in tail {
+        accumulate(0, r);
+    }
+    let [m2, m3, m4, downside_squares] = powers.map(|lanes| lanes.iter().sum::<f64>());
+    Moments {
+        n,
+        mean,
+        m2,
+        m3,
+        m4,
+        downside_squares,
+        best: best.into_iter().fold(f64::NEG_INFINITY, f64::max),
+        worst: worst.into_iter().fold(f64::INFINITY, f64::min),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -811,6 +968,74 @@ mod tests {
             assert!((m.downside_squares - downside).abs() < 1e-15, "n={n}");
             assert_eq!(m.best, r.iter().copied().fold(f64::MIN, f64::max));
             assert_eq!(m.worst, r.iter().copied().fold(f64::MAX, f64::min));
+        }
+    }
+
+    /// Skipping the zero block changes no bit of the lane sums or the extremes, for
+    /// every length and every place of the two cuts.
+    #[test]
+    fn first_pass_of_blocks_is_the_first_pass_bit_for_bit() {
+        use rand::{Rng, SeedableRng, rngs::StdRng};
+        let mut rng = StdRng::seed_from_u64(31);
+        for n in 0..=23 {
+            for zero_start in 0..=n {
+                for positive_start in zero_start..=n {
+                    let mut r: Vec<f64> = vec![0.0; n];
+                    for x in &mut r[..zero_start] {
+                        *x = -rng.gen_range(1e-6..0.1);
+                    }
+                    for x in &mut r[positive_start..] {
+                        *x = rng.gen_range(1e-6..0.1);
+                    }
+                    let whole = FirstPass::of(&r);
+                    let blocks = FirstPass::of_blocks(&r, zero_start, positive_start);
+                    let lane_bits = |p: FirstPass| p.sum.map(f64::to_bits);
+                    assert_eq!(lane_bits(blocks), lane_bits(whole), "{n} {zero_start}");
+                    assert_eq!(blocks.best.to_bits(), whole.best.to_bits());
+                    assert_eq!(blocks.worst.to_bits(), whole.worst.to_bits());
+                }
+            }
+        }
+    }
+
+    /// Both passes, with any way of computing the first, against the code they
+    /// replaced: every field bit for bit, for every length around the lanes.
+    #[test]
+    fn moments_are_the_old_two_passes_bit_for_bit() {
+        use rand::{Rng, SeedableRng, rngs::StdRng};
+        let mut rng = StdRng::seed_from_u64(37);
+        for n in (0..=41).chain([1_000, 1_003]) {
+            for target in [0.0, 0.01, -0.02] {
+                let mut r: Vec<f64> = (0..n)
+                    .map(|_| match rng.gen_range(0..4) {
+                        0 => 0.0,
+                        _ => rng.gen_range(-0.05..0.05),
+                    })
+                    .collect();
+                let old = reference_moments(&r, target);
+                let new = Moments::of(&r, target);
+                let fields = |m: Moments| {
+                    [
+                        m.mean,
+                        m.m2,
+                        m.m3,
+                        m.m4,
+                        m.downside_squares,
+                        m.best,
+                        m.worst,
+                    ]
+                    .map(f64::to_bits)
+                };
+                assert_eq!((new.n, fields(new)), (old.n, fields(old)), "{n} {target}");
+                // blocked by sign, the first pass skipping the zeros
+                r.sort_by(f64::total_cmp);
+                let zero_start = r.iter().filter(|&&x| x < 0.0).count();
+                let positive_start = r.iter().filter(|&&x| x <= 0.0).count();
+                let first = FirstPass::of_blocks(&r, zero_start, positive_start);
+                let old = reference_moments(&r, target);
+                let new = Moments::after(first, &r, target);
+                assert_eq!((new.n, fields(new)), (old.n, fields(old)), "{n} {target}");
+            }
         }
     }
 

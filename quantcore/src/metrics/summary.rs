@@ -2,8 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::drawdown::{DrawdownPeriod, check_curve, max_drawdown_period};
-use super::returns::{Moments, Tails, cagr_from_growth, calmar_from, returns_by_sign};
+use super::curve::scan_curve;
+use super::drawdown::DrawdownPeriod;
+use super::returns::{FirstPass, Moments, Tails, cagr_from_growth, calmar_from};
 use super::trades::TradeStats;
 use super::undefined::{Metric, Undefined, metric_struct};
 use crate::error::{Error, Result};
@@ -80,12 +81,13 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Runs `f` on an empty buffer: the thread's kept one when it is free and the result
-/// fits [`SCRATCH_KEPT`], else a new one.
+/// Runs `f` on a buffer of any length and contents: the thread's kept one when it is
+/// free and the result fits [`SCRATCH_KEPT`], else a new one. The kept buffer is not
+/// cleared: `f` resizes it and overwrites every element, so a call no longer rewrites
+/// a million zeros before its returns.
 fn with_scratch<T>(f: impl FnOnce(&mut Vec<f64>) -> T) -> T {
     SCRATCH.with(|cell| match cell.try_borrow_mut() {
         Ok(mut kept) => {
-            kept.clear();
             let result = f(&mut kept);
             if kept.capacity() > SCRATCH_KEPT {
                 *kept = Vec::new();
@@ -180,9 +182,10 @@ impl Metrics {
     ///
     /// `timestamps` (Unix seconds, non-decreasing) and `equity` have one entry per
     /// point; `equity[0]` is the starting capital, and returns are
-    /// `equity[t] / equity[t - 1] - 1`. `trade_pnls` may be empty. Cost: a few passes
-    /// over the returns, kept in a buffer the thread reuses, blocked by sign and
-    /// reordered for the percentiles by O(n) selection inside one block; no sorting.
+    /// `equity[t] / equity[t - 1] - 1`. `trade_pnls` may be empty. Cost: one pass over
+    /// the curve (checks, returns, drawdown), then a few over the returns, kept in a
+    /// buffer the thread reuses, blocked by sign and reordered for the percentiles by
+    /// O(n) selection inside one block; no sorting.
     ///
     /// # Errors
     /// [`Error::InvalidParameter`] for a bad config; [`Error::LengthMismatch`] when the
@@ -196,18 +199,18 @@ impl Metrics {
         config: &MetricsConfig,
     ) -> Result<Metrics> {
         config.validate()?;
-        check_curve(timestamps, equity)?;
+        let (curve, moments, tails) = with_scratch(|returns| {
+            let curve = scan_curve(timestamps, equity, returns)?;
+            let cuts = [curve.zero_start, curve.positive_start];
+            let first = FirstPass::of_blocks(returns, cuts[0], cuts[1]);
+            let moments = Moments::after(first, returns, config.sortino_target);
+            let tails = Tails::of_blocks(returns, VAR_CUTOFF, &cuts);
+            Ok::<_, Error>((curve, moments, tails))
+        })?;
         let trades = TradeStats::compute(trade_pnls)?;
         let ppy = config.periods_per_year;
-
-        let (moments, tails) = with_scratch(|returns| {
-            let cuts = returns_by_sign(equity, returns);
-            let moments = Moments::of(returns, config.sortino_target);
-            let cuts = [cuts.0, cuts.1];
-            (moments, Tails::of_blocks(returns, VAR_CUTOFF, &cuts))
-        });
         let n_periods = moments.n;
-        let (max_drawdown, period) = max_drawdown_period(timestamps, equity);
+        let (max_drawdown, period) = (curve.max_drawdown, curve.period);
         let initial_equity = equity[0];
         let final_equity = equity[equity.len() - 1];
         let cagr = cagr_from_growth(final_equity / initial_equity, n_periods, ppy);
@@ -479,6 +482,250 @@ mod tests {
             }
         );
         assert!(serde_json::from_str::<MetricsConfig>(r#"{"ppy": 52}"#).is_err());
+    }
+
+    /// `compute` as it was before the fused pass over the curve (commit 5e5538c), kept
+    /// verbatim but for the scratch buffer: the separate check, returns, moments (the
+    /// old code, `reference_moments`) and drawdown scans. The reference of the
+    /// bit-for-bit tests below.
+    fn reference_compute(
+        timestamps: &[i64],
+        equity: &[f64],
+        trade_pnls: &[f64],
+        config: &MetricsConfig,
+    ) -> Result<Metrics> {
+        use crate::metrics::drawdown::{check_curve, max_drawdown_period};
+        use crate::metrics::returns::{reference_moments, returns_by_sign};
+
+        config.validate()?;
+        check_curve(timestamps, equity)?;
+        let trades = TradeStats::compute(trade_pnls)?;
+        let ppy = config.periods_per_year;
+
+        let mut returns = Vec::new();
+        let (moments, tails) = {
+            let returns = &mut returns;
+            let cuts = returns_by_sign(equity, returns);
+            let moments = reference_moments(returns, config.sortino_target);
+            let cuts = [cuts.0, cuts.1];
+            (moments, Tails::of_blocks(returns, VAR_CUTOFF, &cuts))
+        };
+        let n_periods = moments.n;
+        let (max_drawdown, period) = max_drawdown_period(timestamps, equity);
+        let initial_equity = equity[0];
+        let final_equity = equity[equity.len() - 1];
+        let cagr = cagr_from_growth(final_equity / initial_equity, n_periods, ppy);
+        let extreme = |value: f64| {
+            if n_periods == 0 {
+                Err(Undefined::TooFewPeriods {
+                    required: 1,
+                    actual: 0,
+                })
+            } else {
+                Ok(value)
+            }
+        };
+
+        Ok(Metrics {
+            config: *config,
+            start_timestamp: timestamps[0],
+            end_timestamp: timestamps[timestamps.len() - 1],
+            n_periods,
+            initial_equity,
+            final_equity,
+            total_return: final_equity / initial_equity - 1.0,
+            max_drawdown,
+            max_drawdown_period: period,
+            trades,
+            cagr,
+            annualized_mean_return: moments.annualized_mean_return(ppy),
+            volatility: moments.annual_volatility(ppy),
+            sharpe_ratio: moments.sharpe_ratio(config.risk_free_rate, ppy),
+            sortino_ratio: moments.sortino_ratio(config.sortino_target, ppy),
+            downside_deviation: moments.downside_deviation(ppy),
+            calmar_ratio: calmar_from(cagr, max_drawdown),
+            skewness: moments.skewness(),
+            excess_kurtosis: moments.excess_kurtosis(),
+            tail_ratio: tails.tail_ratio,
+            value_at_risk_95: tails.value_at_risk,
+            conditional_value_at_risk_95: tails.conditional_value_at_risk,
+            best_period_return: extreme(moments.best),
+            worst_period_return: extreme(moments.worst),
+        })
+    }
+
+    /// Asserts that `compute` and the reference agree bit for bit: the same metrics
+    /// (`Debug` prints every `f64` in its shortest round-trip form, so equal text is
+    /// equal bits, `-0.0` included, and a NaN equals a NaN) or the same error.
+    fn assert_same_as_reference(
+        timestamps: &[i64],
+        equity: &[f64],
+        trade_pnls: &[f64],
+        config: &MetricsConfig,
+    ) {
+        let fused = Metrics::compute(timestamps, equity, trade_pnls, config);
+        let reference = reference_compute(timestamps, equity, trade_pnls, config);
+        match (&fused, &reference) {
+            (Ok(fused), Ok(reference)) => {
+                assert_eq!(format!("{fused:?}"), format!("{reference:?}"));
+            }
+            (Err(fused), Err(reference)) => {
+                assert_eq!(format!("{fused:?}"), format!("{reference:?}"));
+            }
+            _ => panic!("fused {fused:?}, reference {reference:?}"),
+        }
+    }
+
+    /// A valid curve from `steps`: each step keeps the equity (a zero return), moves
+    /// it by a return, returns exactly to the running peak (a tie that starts a new
+    /// episode) or crashes; a step of kind 0 starts or ends a flat stretch (out of
+    /// the market: zero returns, about 8 in a row); timestamps advance by 0 to 2 days.
+    fn curve_from(start: f64, steps: &[(u8, f64, u8)]) -> (Vec<i64>, Vec<f64>) {
+        let (mut equity, mut timestamps) = (vec![start], vec![1_600_000_000]);
+        let mut peak = start;
+        let mut flat = false;
+        for &(kind, r, gap) in steps {
+            let last = equity[equity.len() - 1];
+            flat ^= kind % 8 == 0;
+            let next = match kind % 8 {
+                _ if flat => last,
+                0 | 1 => last,
+                2 => peak,
+                3 => last * (1.0 - 0.5 * r.abs()),
+                // coarse grid: exact ties between drawdowns and returns
+                4 => (last + (r * 100.0).round()).max(1.0),
+                _ => last * (1.0 + r),
+            };
+            peak = peak.max(next);
+            equity.push(next);
+            timestamps.push(timestamps[timestamps.len() - 1] + i64::from(gap % 3) * DAY);
+        }
+        (timestamps, equity)
+    }
+
+    fn config_from(ppy: u8, risk_free_rate: f64, sortino_target: f64) -> MetricsConfig {
+        MetricsConfig {
+            periods_per_year: [252.0, 52.0, 12.0, 8_760.0, 1.0][usize::from(ppy % 5)],
+            risk_free_rate,
+            sortino_target,
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(400))]
+
+        /// Random valid curves, from a single point to about four blocks of the fused
+        /// pass (every remainder of its blocks and runs, and of the moments' lanes),
+        /// with zeros, flats, ties with the peak, crashes, recovered and unrecovered
+        /// drawdowns: the whole `Metrics` is the reference's, bit for bit.
+        #[test]
+        fn fused_pass_matches_the_separate_passes(
+            start in 0.01f64..1e7,
+            steps in proptest::collection::vec((0u8..8, -0.2f64..0.2, 0u8..3), 0..1_100),
+            pnls in proptest::collection::vec(-100.0f64..100.0, 0..5),
+            ppy in 0u8..5,
+            risk_free_rate in -0.001f64..0.001,
+            sortino_target in -0.01f64..0.01,
+        ) {
+            let (timestamps, equity) = curve_from(start, &steps);
+            let config = config_from(ppy, risk_free_rate, sortino_target);
+            assert_same_as_reference(&timestamps, &equity, &pnls, &config);
+        }
+
+        /// The same curves with one bad equity value and/or one step back in time
+        /// (or a length mismatch): the same error for the same first bad row.
+        #[test]
+        fn fused_pass_gives_the_same_errors(
+            steps in proptest::collection::vec((0u8..8, -0.2f64..0.2, 0u8..3), 0..700),
+            bad_value in 0usize..6,
+            bad_row in 0usize..720,
+            unsorted_row in 0usize..720,
+            unsort in proptest::bool::ANY,
+            truncate in 0usize..4,
+            bad_pnl in proptest::bool::ANY,
+        ) {
+            let (mut timestamps, mut equity) = curve_from(100.0, &steps);
+            let n = equity.len();
+            if bad_value < 5 && bad_row < n {
+                equity[bad_row] = [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 0.0, -1.0]
+                    [bad_value];
+            }
+            if unsort && unsorted_row > 0 && unsorted_row < n {
+                timestamps[unsorted_row] = timestamps[unsorted_row - 1] - 1;
+            }
+            match truncate {
+                1 => { timestamps.pop(); }
+                2 => { equity.pop(); }
+                _ => {}
+            }
+            let pnls = if bad_pnl { vec![1.0, f64::NAN] } else { vec![1.0] };
+            assert_same_as_reference(&timestamps, &equity, &pnls, &MetricsConfig::default());
+        }
+    }
+
+    #[test]
+    fn fused_pass_matches_on_edge_curves() {
+        let config = MetricsConfig {
+            sortino_target: 0.001,
+            ..Default::default()
+        };
+        let cases: Vec<Vec<f64>> = vec![
+            vec![100.0],
+            vec![100.0, 100.0],
+            vec![100.0; 9],
+            vec![100.0, 50.0],
+            vec![100.0, 150.0],
+            // recovers exactly to the peak, then a deeper unrecovered fall
+            vec![100.0, 90.0, 100.0, 80.0, 85.0],
+            // the deepest fall recovers, a shallower one later does not
+            vec![100.0, 120.0, 60.0, 119.0, 121.0, 110.0, 115.0],
+            // the same depth twice: the first episode is kept
+            vec![100.0, 50.0, 100.0, 50.0, 60.0],
+            // only falls, only rises, alternating
+            (0..37).map(|i| 1e6 * 0.99_f64.powi(i)).collect(),
+            (0..38).map(|i| 1e-3 * 1.01_f64.powi(i)).collect(),
+            (0..39)
+                .map(|i| if i % 2 == 0 { 10.0 } else { 11.0 })
+                .collect(),
+            // ratios that overflow or underflow, in and after the first block of points
+            (0..300).map(|i| if i == 3 { 1e300 } else { 1.0 }).collect(),
+            (0..600)
+                .map(|i| if i >= 290 { 1e-300 } else { 1e300 })
+                .collect(),
+        ];
+        for equity in cases {
+            let timestamps = days(equity.len());
+            assert_same_as_reference(&timestamps, &equity, &[1.0, -2.0], &config);
+        }
+        // bad rows and shapes, one check at a time and together (the equity is checked
+        // before the timestamps, whatever their rows)
+        let config = MetricsConfig::default();
+        assert_same_as_reference(&[], &[], &[], &config);
+        assert_same_as_reference(&days(3), &[1.0, 2.0], &[], &config);
+        assert_same_as_reference(
+            &[0, 5, 4, 6, 7],
+            &[1.0, 2.0, 3.0, 4.0, f64::NAN],
+            &[],
+            &config,
+        );
+        assert_same_as_reference(&[0, 5, 4, 6, 7], &[1.0, 2.0, 3.0, 4.0, 5.0], &[], &config);
+        assert_same_as_reference(&days(6), &[1.0, 2.0, 3.0, 4.0, 0.0, -1.0], &[], &config);
+        assert_same_as_reference(&days(1), &[f64::NAN], &[], &config);
+    }
+
+    /// The thread's buffer is reused without clearing: a long curve, then a short
+    /// one, then one in between, each as the reference computes it on fresh memory.
+    #[test]
+    fn a_reused_buffer_leaves_no_trace() {
+        let config = MetricsConfig::default();
+        let long: Vec<f64> = (0..5_000)
+            .map(|i| 100.0 + ((i as f64) * 0.37).sin() * 10.0)
+            .collect();
+        let flat_then_fall = [100.0, 100.0, 100.0, 99.0];
+        let middle: Vec<f64> = (0..777).map(|i| 50.0 + (i % 13) as f64).collect();
+        for equity in [&long[..], &flat_then_fall, &middle, &long[..10]] {
+            assert_same_as_reference(&days(equity.len()), equity, &[], &config);
+        }
     }
 
     #[test]
