@@ -117,6 +117,9 @@ pub struct BenchConfig {
     /// Milliseconds between starting the roles and the first publish; `None`: 0 embedded,
     /// [`DISTRIBUTED_WARMUP_MS`] on Kafka.
     pub warmup_ms: Option<u64>,
+    /// Extra librdkafka properties of every Kafka client (as the service's
+    /// `bus.kafka_properties`). Default none.
+    pub kafka_properties: Vec<(String, String)>,
 }
 
 /// The default warm-up on Kafka: the consumer groups' joins and the rebalance when the
@@ -135,14 +138,15 @@ impl Default for BenchConfig {
             anomaly_history: MlSettings::default().anomaly_history,
             max_connections: 4,
             warmup_ms: None,
+            kafka_properties: Vec::new(),
         }
     }
 }
 
 impl BenchConfig {
     /// Reads (not `QUANTCORE_*`: the config refuses unknown ones) `BENCH_SYMBOLS`, `BENCH_BARS` (per symbol),
-    /// `BENCH_RATE`, `BENCH_ML_WORKERS`, `BENCH_ANOMALY_HISTORY` and `BENCH_WARMUP_MS` over
-    /// the defaults.
+    /// `BENCH_RATE`, `BENCH_ML_WORKERS`, `BENCH_ANOMALY_HISTORY`, `BENCH_WARMUP_MS` and
+    /// `BENCH_KAFKA_PROPERTIES` (`key=value,key=value`) over the defaults.
     ///
     /// # Errors
     /// [`BenchError::Setting`] for a variable that does not parse.
@@ -166,9 +170,33 @@ impl BenchConfig {
             read("BENCH_WARMUP_MS", &mut warmup)?;
             self.warmup_ms = Some(warmup);
         }
+        if let Ok(text) = std::env::var("BENCH_KAFKA_PROPERTIES") {
+            self.kafka_properties = parse_properties(&text).ok_or(BenchError::Setting {
+                name: "BENCH_KAFKA_PROPERTIES",
+                value: text.clone(),
+            })?;
+        }
         Ok(self)
     }
 }
+
+/// `key=value,key=value` (empty: none); `None` when an item has no `=` or an empty key.
+fn parse_properties(text: &str) -> Option<Vec<(String, String)>> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(|item| {
+            let (key, value) = item.split_once('=')?;
+            let key = key.trim();
+            (!key.is_empty()).then(|| (key.to_owned(), value.trim().to_owned()))
+        })
+        .collect()
+}
+
+/// Orders whose bar was published at least this long after the clock started make the
+/// steady-state latency: the first second holds the start-up (first queries on fresh
+/// connections, the first signals of every symbol at once).
+pub const STEADY_AFTER: Duration = Duration::from_secs(1);
 
 /// The figures of one run.
 #[derive(Debug, Clone, PartialEq)]
@@ -189,6 +217,9 @@ pub struct BenchReport {
     pub latency_p50_ms: Option<f64>,
     pub latency_p99_ms: Option<f64>,
     pub latency_max_ms: Option<f64>,
+    /// The same over the orders of bars published [`STEADY_AFTER`] the start or later.
+    pub steady_p50_ms: Option<f64>,
+    pub steady_p99_ms: Option<f64>,
 }
 
 impl std::fmt::Display for BenchReport {
@@ -206,12 +237,19 @@ impl std::fmt::Display for BenchReport {
             "signals:      {}, orders filled: {}",
             self.signals, self.orders
         )?;
-        write!(
+        writeln!(
             f,
             "bar-to-order: p50 {}, p99 {}, max {}",
             ms(self.latency_p50_ms),
             ms(self.latency_p99_ms),
             ms(self.latency_max_ms)
+        )?;
+        write!(
+            f,
+            "after {} s:    p50 {}, p99 {}",
+            STEADY_AFTER.as_secs(),
+            ms(self.steady_p50_ms),
+            ms(self.steady_p99_ms)
         )
     }
 }
@@ -269,7 +307,8 @@ impl Backend {
         })
     }
 
-    fn bus(&self) -> Result<Arc<dyn Bus>, BusError> {
+    /// A bus client; on Kafka with the extra librdkafka `properties`.
+    fn bus(&self, properties: &[(String, String)]) -> Result<Arc<dyn Bus>, BusError> {
         Ok(match self {
             Self::Embedded { bus, .. } => bus.clone(),
             Self::Distributed { brokers, _mock, .. } => {
@@ -277,6 +316,9 @@ impl Backend {
                 if _mock.is_some() {
                     // The mock broker holds every fetch for fetch.wait.max.ms.
                     settings = settings.with("fetch.wait.max.ms", "5");
+                }
+                for (key, value) in properties {
+                    settings = settings.with(key, value);
                 }
                 Arc::new(KafkaBus::new(settings)?)
             }
@@ -412,7 +454,7 @@ pub async fn run(config: &BenchConfig) -> Result<BenchReport, BenchError> {
     for _ in 0..config.ml_workers.max(1) {
         roles.spawn(roles::ml_role(
             backend.store(config.max_connections).await?,
-            backend.bus()?,
+            backend.bus(&config.kafka_properties)?,
             MlSettings {
                 model_dir: model_dir.clone(),
                 group: format!("bench-{run_id}-ml"),
@@ -424,11 +466,20 @@ pub async fn run(config: &BenchConfig) -> Result<BenchReport, BenchError> {
     }
     roles.spawn(roles::trade_role(
         trade_store.clone(),
-        backend.bus()?,
+        backend.bus(&config.kafka_properties)?,
         settings,
         trade_stats.clone(),
     ));
 
+    // The ingest tasks' clients, made before the warm-up: a Kafka producer's start-up
+    // (its idempotent producer id) delayed its first messages by about 500 ms on tansu.
+    let mut ingest_clients = Vec::with_capacity(feeds.len());
+    for _ in &feeds {
+        ingest_clients.push((
+            backend.store(config.max_connections).await?,
+            backend.bus(&config.kafka_properties)?,
+        ));
+    }
     // Let the consumers join their groups before the clock starts (see the module docs).
     let warmup = config.warmup_ms.unwrap_or(match backend {
         Backend::Embedded { .. } => 0,
@@ -442,9 +493,7 @@ pub async fn run(config: &BenchConfig) -> Result<BenchReport, BenchError> {
         Duration::ZERO
     };
     let mut ingest: JoinSet<Result<Vec<Published>, RoleError>> = JoinSet::new();
-    for (symbol, bars) in feeds {
-        let store = backend.store(config.max_connections).await?;
-        let bus = backend.bus()?;
+    for ((symbol, bars), (store, bus)) in feeds.into_iter().zip(ingest_clients) {
         let stats = ingest_stats.clone();
         ingest.spawn(async move {
             let mut published = Vec::with_capacity(bars.len());
@@ -493,7 +542,11 @@ pub async fn run(config: &BenchConfig) -> Result<BenchReport, BenchError> {
     let ml_seconds = ml_seconds.unwrap_or(seconds);
     roles.abort_all();
 
+    let steady_from = Utc::now()
+        - chrono::Duration::from_std(started.elapsed()).unwrap_or_default()
+        + chrono::Duration::from_std(STEADY_AFTER).unwrap_or_default();
     let mut latencies = Vec::new();
+    let mut steady = Vec::new();
     for trade in trade_store.trades(usize::MAX).await? {
         let Some(order) = trade_store.order(trade.order_id).await? else {
             continue;
@@ -504,9 +557,13 @@ pub async fn run(config: &BenchConfig) -> Result<BenchReport, BenchError> {
                 .num_microseconds()
                 .unwrap_or(0);
             latencies.push(latency as f64 / 1_000.0);
+            if *published >= steady_from {
+                steady.push(latency as f64 / 1_000.0);
+            }
         }
     }
     latencies.sort_by(f64::total_cmp);
+    steady.sort_by(f64::total_cmp);
     let _ = std::fs::remove_dir_all(&model_dir);
     Ok(BenchReport {
         setup,
@@ -519,6 +576,8 @@ pub async fn run(config: &BenchConfig) -> Result<BenchReport, BenchError> {
         latency_p50_ms: quantile(&latencies, 0.5),
         latency_p99_ms: quantile(&latencies, 0.99),
         latency_max_ms: latencies.last().copied(),
+        steady_p50_ms: quantile(&steady, 0.5),
+        steady_p99_ms: quantile(&steady, 0.99),
     })
 }
 
@@ -534,6 +593,19 @@ mod tests {
         assert_eq!(quantile(&samples, 1.0), Some(100.0));
         assert_eq!(quantile(&[7.0], 0.99), Some(7.0));
         assert_eq!(quantile(&[], 0.5), None);
+    }
+
+    #[test]
+    fn kafka_properties_parse_as_key_value_pairs() {
+        let pair = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+        assert_eq!(
+            parse_properties(" linger.ms=0, fetch.wait.max.ms = 1 ,"),
+            Some(vec![pair("linger.ms", "0"), pair("fetch.wait.max.ms", "1")])
+        );
+        assert_eq!(parse_properties(""), Some(vec![]));
+        assert_eq!(parse_properties("a=b=c"), Some(vec![pair("a", "b=c")]));
+        assert_eq!(parse_properties("linger.ms"), None, "no value");
+        assert_eq!(parse_properties("=1"), None, "no key");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

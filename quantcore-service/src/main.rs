@@ -325,6 +325,7 @@ async fn bench(config: &Config) -> Result<String, String> {
         database_url: Some(config.database.url.clone()),
         kafka_brokers: (config.bus.kind == quantcore_service::config::BusKind::Kafka)
             .then(|| config.bus.brokers.clone()),
+        kafka_properties: config.bus.kafka_properties.clone().into_iter().collect(),
         ..Default::default()
     }
     .with_env()

@@ -74,9 +74,13 @@ pub fn group(config: &Config, role: &str) -> String {
 pub fn open_bus(config: &Config) -> Result<Arc<dyn Bus>, ServiceError> {
     Ok(match config.bus.kind {
         BusKind::Memory => Arc::new(MemoryBus::new(config.bus.partitions.max(1) as usize)),
-        BusKind::Kafka => Arc::new(KafkaBus::new(KafkaSettings::new(
-            config.bus.brokers.clone(),
-        ))?),
+        BusKind::Kafka => {
+            let mut settings = KafkaSettings::new(config.bus.brokers.clone());
+            for (key, value) in &config.bus.kafka_properties {
+                settings = settings.with(key, value);
+            }
+            Arc::new(KafkaBus::new(settings)?)
+        }
     })
 }
 
