@@ -415,11 +415,13 @@ impl<'c> Engine<'c> {
             .iter()
             .map(|(_, instrument)| instrument.symbol.clone())
             .collect();
+        let final_snapshot = self.portfolio.snapshot(last);
+        let final_positions = self.portfolio.positions().to_vec();
         Ok(BacktestResult {
             symbols,
-            final_snapshot: self.portfolio.snapshot(last),
-            final_positions: self.portfolio.positions().to_vec(),
-            trades: self.portfolio.round_trips().to_vec(),
+            final_snapshot,
+            final_positions,
+            trades: self.portfolio.into_round_trips(),
             timestamps,
             equity: self.equity,
             orders: self.orders,

@@ -132,6 +132,7 @@ impl<'a> Iterator for Ahead<'a> {
             return None;
         }
         let history = History::from_parts(self.series, self.next);
+        prefetch_open(self.series, self.next + PREFETCH_BARS);
         self.next += 1;
         Some(history)
     }
@@ -143,6 +144,29 @@ impl<'a> Iterator for Ahead<'a> {
 }
 
 impl ExactSizeIterator for Ahead<'_> {}
+
+/// How far ahead of the scan [`Ahead`] prefetches the opens: about 250 ns at the
+/// built-in strategies' 3-5 ns per bar, more than a miss to memory takes.
+const PREFETCH_BARS: usize = 64;
+
+/// Asks the CPU to bring the cache line of `series.open()[index]` in (when it exists).
+///
+/// The fast path reads only the closes, so a next-open order's fill read its open (and
+/// the engine's next bar) from memory: a miss of ~90 ns per order, about 2.5 ms of a
+/// million-bar momentum run with 27,500 orders. A prefetch costs one instruction and
+/// never waits; there is no portable one in `std`, so other targets do without.
+#[inline(always)]
+fn prefetch_open(series: &BarSeries, index: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(open) = series.open().get(index) {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        // SAFETY: a prefetch is only a hint: it never faults and reads nothing the
+        // program sees; the pointer is to a live element.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(std::ptr::from_ref(open).cast::<i8>()) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (series, index);
+}
 
 impl<F> Strategy for F
 where

@@ -393,6 +393,11 @@ impl Portfolio {
         &self.round_trips
     }
 
+    /// The closed round trips, taking the portfolio apart (no copy).
+    pub fn into_round_trips(self) -> Vec<RoundTrip> {
+        self.round_trips
+    }
+
     /// The net PnL of each closed round trip: the input of the trade statistics in
     /// [`metrics`](crate::metrics).
     pub fn round_trip_pnls(&self) -> Vec<f64> {

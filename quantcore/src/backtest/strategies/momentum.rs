@@ -111,7 +111,7 @@ pub struct MomentumStrategy {
 /// close and loses the one `period` bars back, and is re-added from the window right
 /// after the `period`-th close and every `period` closes after it, exactly when
 /// [`Sma`](crate::features::Sma) re-adds its ring, so the values are the same bit for bit.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 struct WindowSma {
     period: usize,
     inverse_period: f64,
@@ -144,7 +144,8 @@ impl WindowSma {
     fn update(&mut self, closes: &[f64]) -> Option<f64> {
         let n = closes.len();
         if n != self.seen + 1 {
-            return self.resync(closes);
+            *self = Self::resynced(self.period, closes);
+            return (n >= self.period).then_some(self.sum * self.inverse_period);
         }
         self.seen = n;
         let x = closes[n - 1];
@@ -164,15 +165,19 @@ impl WindowSma {
         Some(self.sum * self.inverse_period)
     }
 
-    /// Restarts from the window of a history that is not the next bar of the last.
+    /// The state after a history that is not the next bar of the last: restarts from
+    /// its window. By value, not through `&mut self`: the state does not escape into a
+    /// call, so that the hot path can keep it in registers.
     #[cold]
     #[inline(never)]
-    fn resync(&mut self, closes: &[f64]) -> Option<f64> {
+    fn resynced(period: usize, closes: &[f64]) -> Self {
         let n = closes.len();
-        self.seen = n;
-        self.until_resum = self.period;
-        self.sum = closes[n.saturating_sub(self.period)..].iter().sum();
-        (n >= self.period).then_some(self.sum * self.inverse_period)
+        WindowSma {
+            seen: n,
+            until_resum: period,
+            sum: closes[n.saturating_sub(period)..].iter().sum(),
+            ..WindowSma::new(period)
+        }
     }
 }
 
@@ -236,10 +241,16 @@ impl Strategy for MomentumStrategy {
 
     /// The averages and the position decide, never the marks: runs the shared rule
     /// over the bars ahead with the current position.
-    #[inline]
+    #[inline(never)]
     fn fast_forward(&mut self, ctx: &Context<'_>, ahead: Ahead<'_>) -> FastForward {
         let held = ctx.position().quantity;
-        ahead.until_decision(|history| self.decide(history.close(), held))
+        // The scan runs on a local copy, written back once, in a function of its own:
+        // the running sums then stay in registers instead of a store and reload per bar
+        // on their dependency chain.
+        let mut scan = self.clone();
+        let answer = ahead.until_decision(|history| scan.decide(history.close(), held));
+        *self = scan;
+        answer
     }
 
     fn start(&mut self, symbols: usize) -> Result<()> {
