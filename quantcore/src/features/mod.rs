@@ -80,6 +80,7 @@ pub use batch::{
     simple_returns, sma,
 };
 pub use indicator::Indicator;
+pub(crate) use moving_average::window_sum;
 pub use moving_average::{Ema, Sma};
 pub use returns::{LogReturn, ReturnKind, SimpleReturn};
 pub use volatility::{RollingVolatility, RollingZScore};

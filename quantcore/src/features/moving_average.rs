@@ -9,7 +9,8 @@ use crate::error::Result;
 /// `SMA_t = (x_{t-period+1} + ... + x_t) / period`; the first value comes with the
 /// `period`-th input. A running sum makes each update O(1); the sum is recomputed from
 /// the window each time the ring buffer wraps (every `period` updates), so rounding
-/// error cannot build up over long series.
+/// error cannot build up over long series. The recomputation adds in four interleaved
+/// partial sums ([`window_sum`]).
 ///
 /// ```
 /// use quantcore::features::Sma;
@@ -62,7 +63,7 @@ impl Sma {
             return None;
         }
         if self.window.just_wrapped() {
-            self.sum = self.window.values().iter().sum();
+            self.sum = window_sum(self.window.values());
         }
         self.value = Some(self.sum * self.inverse_period);
         self.value
@@ -79,6 +80,30 @@ impl Sma {
         self.sum = 0.0;
         self.value = None;
     }
+}
+
+/// The sum of a moving average's window, in four interleaved partial sums (then the
+/// last `len % 4` values): a chain of `len / 4 + 4` dependent additions instead of
+/// `len`. The running sum's chain is the cost per bar of a streaming average (a
+/// momentum backtest is bound by it), and a re-add every `period` bars doubled it.
+/// The order changes the rounding, as any summation order does; the streaming
+/// averages ([`Sma`], the momentum strategy's) all use this one, so they agree bit for
+/// bit.
+#[inline]
+pub(crate) fn window_sum(values: &[f64]) -> f64 {
+    let chunks = values.chunks_exact(4);
+    let rest = chunks.remainder();
+    let mut lanes = [0.0; 4];
+    for chunk in chunks {
+        for (lane, &x) in lanes.iter_mut().zip(chunk) {
+            *lane += x;
+        }
+    }
+    let mut sum = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+    for &x in rest {
+        sum += x;
+    }
+    sum
 }
 
 impl Indicator for Sma {
@@ -199,6 +224,21 @@ mod tests {
     use super::super::naive;
     use super::*;
     use crate::error::Error;
+
+    #[test]
+    fn window_sums_add_in_four_lanes() {
+        // Up to three values: the plain left-to-right sum.
+        assert_eq!(window_sum(&[]), 0.0);
+        assert_eq!(window_sum(&[0.1, 0.2, 0.3]), 0.1 + 0.2 + 0.3);
+        // 1..=10: lanes 1+5, 2+6, 3+7, 4+8, then 9 and 10 one by one (exact integers).
+        let xs: Vec<f64> = (1..=10).map(f64::from).collect();
+        assert_eq!(window_sum(&xs), 55.0);
+        // The order shows in the rounding: (1e16 + 1) + (-1e16 + 1) rounds both 1s
+        // away (the spacing of doubles at 1e16 is 2), where left to right keeps one.
+        assert_eq!(window_sum(&[1e16, -1e16, 1.0, 1.0]), 2.0);
+        assert_eq!(window_sum(&[1e16, 1.0, -1e16, 1.0]), 0.0);
+        assert_eq!(((1e16 + 1.0) - 1e16) + 1.0, 1.0);
+    }
 
     fn stream(mut f: impl FnMut(f64) -> Option<f64>, xs: &[f64]) -> Vec<f64> {
         xs.iter().map(|&x| f(x).unwrap_or(f64::NAN)).collect()

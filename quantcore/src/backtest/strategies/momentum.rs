@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backtest::strategy::{Ahead, Context, Decision, FastForward, Strategy};
 use crate::error::{Error, Result};
+use crate::features::window_sum;
 
 /// The checked parameters of a [`MomentumStrategy`].
 ///
@@ -159,7 +160,7 @@ impl WindowSma {
         }
         self.until_resum -= 1;
         if self.until_resum == 0 {
-            self.sum = closes[n - self.period..].iter().sum();
+            self.sum = window_sum(&closes[n - self.period..]);
             self.until_resum = self.period;
         }
         Some(self.sum * self.inverse_period)
@@ -175,7 +176,7 @@ impl WindowSma {
         WindowSma {
             seen: n,
             until_resum: period,
-            sum: closes[n.saturating_sub(period)..].iter().sum(),
+            sum: window_sum(&closes[n.saturating_sub(period)..]),
             ..WindowSma::new(period)
         }
     }
