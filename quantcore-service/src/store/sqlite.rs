@@ -1129,8 +1129,8 @@ async fn fill_step(
 ) -> Result<FillStep> {
     let order = &request.order;
     // Every statement is a round trip to the connection's worker thread, and the
-    // trade role's fills run one after another: a fill takes 5 (begin, the marker with
-    // the reads, `fill_writes`, the trade, commit; it took 9). The order goes in once,
+    // trade role's fills run one after another: a fill takes 4 (begin, the marker with
+    // the reads, `fill_writes` with the trade, commit; it took 9). The order goes in once,
     // with its final status; a check that fails before inserts it (`reject`,
     // `abort_fill`), so the `validate_order` triggers still decide before the store's
     // own checks, as when the order went in first.
@@ -1241,11 +1241,16 @@ async fn fill_step(
     // `migrations/sqlite/0004_fill_writes.sql`); `None` levels keep the stored ones.
     let keep_levels = effects.exit_levels.is_none();
     let levels = effects.exit_levels.unwrap_or_default();
-    sqlx::query(
+    // Then the trade, in the same round trip (sqlx binds the arguments of a query's
+    // statements in order): `trades.id` is AUTOINCREMENT, so the trade's id is the last
+    // inserted rowid, no `RETURNING` row to send back.
+    let written = sqlx::query(
         "INSERT INTO fill_writes (order_id, symbol, side, kind, quantity, limit_price, \
          created_at, price, commission, filled_at, cash_after, position_quantity, \
          average_price, realized_pnl, keep_levels, stop_loss, take_profit) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?); \
+         INSERT INTO trades (order_id, symbol, side, quantity, price, commission, realized_pnl, executed_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(order.id.to_string())
     .bind(&order.symbol)
@@ -1264,15 +1269,6 @@ async fn fill_step(
     .bind(keep_levels)
     .bind(levels.stop_loss)
     .bind(levels.take_profit)
-    .execute(&mut **tx)
-    .await
-    .map_err(fill_write_error(order.id))?;
-    // `trades.id` is AUTOINCREMENT: the new row's id is the last inserted rowid (no
-    // `RETURNING` row to send back).
-    let trade_id = sqlx::query(
-        "INSERT INTO trades (order_id, symbol, side, quantity, price, commission, realized_pnl, executed_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    )
     .bind(order.id.to_string())
     .bind(&order.symbol)
     .bind(order.side.as_str())
@@ -1283,8 +1279,8 @@ async fn fill_step(
     .bind(filled_at)
     .execute(&mut **tx)
     .await
-    .map_err(StoreError::db("insert trade"))?
-    .last_insert_rowid();
+    .map_err(fill_write_error(order.id))?;
+    let trade_id = written.last_insert_rowid();
     Ok(FillStep::Filled(FillReceipt {
         order_id: order.id,
         trade_id,
