@@ -32,6 +32,8 @@
 //! | PostgreSQL + Kafka mock, unpaced | 341 bars/s (group join inside the clock) | 3,460-3,870 bars/s (5 s warm-up) |
 //! | embedded, paced: p50 / p99 bar-to-order | - | 1,000 bars/s: 4.9 / 29 ms; 1,500 bars/s: 727 / 1,341 ms |
 //! | PostgreSQL + Kafka mock, paced (400 bars/symbol) | - | 1,000 bars/s: 29 / 46 ms; 1,500 bars/s: 44 / 112 ms |
+//! | 2026-11-25, embedded, unpaced (6 runs alternating with the previous build, quiet machine) | - | 19,100-22,700 bars/s, median 20,700 (previous build 16,000-18,800, median 17,200) |
+//! | 2026-11-25, embedded, paced 1,000 bars/s, 400 bars/symbol: p50 / p99 (3 runs each) | - | 4.6-4.8 / 13.0-14.7 ms (previous build 4.6-5.7 / 13.2-17.8 ms) |
 //!
 //! After multi-row SQLite batch writes (analyses and markers: one statement per table and
 //! batch instead of four per bar), risk-refused signals marked with the trade role's batch
@@ -70,6 +72,24 @@
 //! fresh broker per run: unpaced 12 symbols 5,970 bars/s (5,840 before); paced p50 / p99
 //! 1,000 bars/s 68 / 437 ms (before: the pipeline fell behind, 808 bars/s, p50 955 ms),
 //! 500 bars/s 45 / 102 ms (before 884 / 1,301 ms).
+//!
+//! 2026-11-25 (session 6; the last two rows of the table): the ml role's analyses run
+//! through `block_in_place` (the trade role's task, which may hold the write lock, no
+//! longer queues behind a batch's forests), a bar between refits computes the anomaly
+//! features of its own row only (bit-identical), and the SQLite writes send no `RETURNING`
+//! row per item (markers: one `SELECT` of the keys already there, then a plain `INSERT`;
+//! ids from `last_insert_rowid` on the `AUTOINCREMENT` tables; a fill's trade goes with
+//! its `fill_writes` in one round trip). The 20,000 bars/s target is reached in 4 of the
+//! 6 final runs (an earlier set of 7 pairs on a busier machine, without the fill change:
+//! 16,500-21,200, median 18,500, against 15,300-20,100, median 17,700). CPU time per run
+//! 1.41 s instead of 1.49 s, context switches 32 k instead of 45 k (`perf stat`). What
+//! bounds it (runs instrumented with timers, not kept): the one SQLite write lock is held
+//! for 80-90 % of the run (trade fill batches 370-580 ms, ml analysis writes 340-390 ms,
+//! down from 500-560, ingest 60-90 ms), so the roles mostly wait for each other's
+//! transactions while the two cores are only ~65 % busy; the ml role's own CPU is mostly
+//! the forest refits (450 of 590 ms, about half of that the core scoring the training
+//! rows for the contamination threshold). Capping the trade batch at 64 signals (to let
+//! the ml writes in sooner) made no difference beyond the noise.
 //!
 //! Paced runs do not batch (a bar is alone when it arrives), so each bar pays its own
 //! store round trips: the highest paced rate with p99 under 50 ms is about 1,000 bars/s on

@@ -44,14 +44,21 @@
 //! not in the sample it is judged against (as in the paper's train-then-score use). A score
 //! therefore depends on where the last refit fell (after a restart, on the first bar
 //! seen), not only on the bar's history; [`anomaly_score`] is the fit-on-the-spot score
-//! of one bar.
+//! of one bar. A bar scored against a kept forest needs only its own row of features:
+//! those are computed from a tail of the history (from the last point, at or before the
+//! row's z-score windows, where the core recomputes its rolling moments exactly), which
+//! gives the same row, bit for bit, as the whole history does.
 //!
 //! # Batches
 //! The ml role takes the messages already received, up to 256
 //! ([`MessageConsumer::next_batch`], never waiting for more), reads each symbol's bars once
 //! for the whole batch, stores every prediction, signal, score and idempotency marker in one
 //! transaction ([`Store::record_analyses`]), publishes the signals and anomalies in one batch
-//! each, and commits the highest offset of each partition only then. The trade role takes
+//! each, and commits the highest offset of each partition only then. The analyses
+//! themselves (predictions, signals, anomaly forests) are CPU work without a wait: on a
+//! multi-thread runtime they run through [`tokio::task::block_in_place`], so the other
+//! roles' tasks (the trade role's may hold the store's write lock) go on meanwhile
+//! instead of waiting behind a batch's forests. The trade role takes
 //! batches the same way and commits after every signal of the batch is stored. Batches
 //! only form under load: a lone bar is a batch of one.
 //!
@@ -579,29 +586,43 @@ async fn analyse_batch(
         let bars = store.bars_until(symbol, Some(until), want).await?;
         fetched.insert(symbol, (bars, want));
     }
-    let mut prepared = Vec::with_capacity(messages.len());
-    for received in messages {
-        let message = &received.message;
-        let bar = &message.payload;
+    // The windows first (a rare bar the shared read does not cover reads its own), then
+    // the analyses, which are CPU work (the anomaly forests): off the async worker, so the
+    // other roles' tasks (one may hold the store's write lock) are not queued behind it.
+    let mut own_reads: HashMap<usize, Vec<Bar>> = HashMap::new();
+    let mut windows: Vec<(usize, usize)> = Vec::with_capacity(messages.len());
+    for (i, received) in messages.iter().enumerate() {
+        let bar = &received.message.payload;
         let (bars, want) = &fetched[bar.symbol.as_str()];
         // The window ends at the message's bar: with a fast replay the store already holds
         // later bars. The shared read covers it when it holds `need` bars up to this one
         // or holds every stored bar (it returned fewer than asked).
         let end = bars.partition_point(|b| b.timestamp <= bar.timestamp);
-        let own;
-        let history = if end >= need || bars.len() < *want {
-            &bars[end.saturating_sub(need)..end]
+        if end >= need || bars.len() < *want {
+            windows.push((end.saturating_sub(need), end));
         } else {
-            own = store
+            let own = store
                 .bars_until(&bar.symbol, Some(bar.timestamp), need)
                 .await?;
-            &own[..]
-        };
-        match prepare(context, message, history) {
-            Ok(analysis) => prepared.push(analysis),
-            Err(error) => tracing::error!(id = %message.id, %error, "ml: message failed"),
+            windows.push((0, own.len()));
+            own_reads.insert(i, own);
         }
     }
+    let prepared = cpu_work(|| {
+        let mut prepared = Vec::with_capacity(messages.len());
+        for (i, (received, (start, end))) in messages.iter().zip(windows).enumerate() {
+            let message = &received.message;
+            let history = match own_reads.get(&i) {
+                Some(own) => &own[start..end],
+                None => &fetched[message.payload.symbol.as_str()].0[start..end],
+            };
+            match prepare(context, message, history) {
+                Ok(analysis) => prepared.push(analysis),
+                Err(error) => tracing::error!(id = %message.id, %error, "ml: message failed"),
+            }
+        }
+        prepared
+    });
     let answers = match store.record_analyses(&prepared).await {
         Ok(answers) => answers,
         Err(error) if error.is_transient() => return Err(error.into()),
@@ -686,6 +707,19 @@ async fn analyse_batch(
             .fetch_add(signals.len() as u64, Ordering::Relaxed);
     }
     Ok(outcomes)
+}
+
+/// Runs `work` (CPU-bound, no await) where it does not hold up the runtime's other tasks:
+/// on a multi-thread runtime through [`tokio::task::block_in_place`] (the worker's queued
+/// tasks move to another thread meanwhile), else inline.
+fn cpu_work<R>(work: impl FnOnce() -> R) -> R {
+    let multi_thread = tokio::runtime::Handle::try_current()
+        .is_ok_and(|handle| handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if multi_thread {
+        tokio::task::block_in_place(work)
+    } else {
+        work()
+    }
 }
 
 /// How many of a symbol's latest stored signals (one per analysed bar) a redelivered bar
@@ -793,34 +827,53 @@ fn prepare(
 /// The Isolation Forest score of the last of `bars` (see [Anomalies](self#anomalies)), or
 /// `None` when scoring is off, the history is short, or the core refuses the input (logged).
 pub fn anomaly_score(symbol: &str, bars: &[Bar], history: usize) -> Option<AnomalyMessage> {
-    const Z_WINDOW: usize = 10;
     if history == 0 || bars.len() < history.min(2 * Z_WINDOW + 2) {
         return None;
     }
-    score_last(symbol, bars, |x| fit_forest(x).map(Cow::Owned))
+    score_last(symbol, bars, false, |x| fit_forest(x).map(Cow::Owned))
 }
 
 /// Bars scored by one fitted forest before the ml role fits a symbol's forest again; see
 /// [Anomalies](self#anomalies).
 pub const ANOMALY_REFIT_EVERY: usize = 20;
 
+/// The trailing window of the anomaly features' z-scores, in bars.
+const Z_WINDOW: usize = 10;
+
 /// The anomaly features of `bars` (`None`: too few), the forest `forest` gives for them,
 /// and the score of the last row.
+///
+/// With `last_only`, the features are computed from a tail of `bars` only (the forest must
+/// not need the others): the last row is the same, bit for bit, as over all of `bars`.
+/// The core's features depend on the bars of the z-scores' windows, and their rolling
+/// moments are recomputed exactly at every `Z_WINDOW`-th entry from the series' start
+/// and updated in between; the tail starts at such an entry at or before the last row's
+/// windows, so every operation that gives the last row is the same.
 fn score_last<'f>(
     symbol: &str,
     bars: &[Bar],
+    last_only: bool,
     forest: impl FnOnce(
         &quantcore::ndarray::Array2<f64>,
     ) -> Result<Cow<'f, quantcore::IsolationForest>, quantcore::Error>,
 ) -> Option<AnomalyMessage> {
-    const Z_WINDOW: usize = 10;
+    // Rows of the features of all of `bars` (the first `Z_WINDOW + 1` bars are warm-up).
+    if bars.len().saturating_sub(Z_WINDOW + 1) < Z_WINDOW {
+        return None;
+    }
+    let bars = if last_only {
+        // The last row's return z-score reads the moments' entry `n - 2 - Z_WINDOW`, its
+        // volume z-score entry `n - 1 - Z_WINDOW`: start at the exact recomputation at or
+        // before the first (it leaves `Z_WINDOW + 2` bars at least, one row).
+        let first_entry = bars.len() - 2 - Z_WINDOW;
+        &bars[first_entry / Z_WINDOW * Z_WINDOW..]
+    } else {
+        bars
+    };
     let result = (|| -> Result<Option<AnomalyMessage>, quantcore::Error> {
         let series = quantcore::BarSeries::from_bars(bars)?;
         let features =
             quantcore::features::anomaly::extract_features_with_window(&series, Z_WINDOW)?;
-        if features.len() < Z_WINDOW {
-            return Ok(None);
-        }
         let x = features.values();
         let forest = forest(x)?;
         let last = x.nrows() - 1;
@@ -862,15 +915,16 @@ impl Detectors {
     /// [`ANOMALY_REFIT_EVERY`] bars (on the history ending at the bar that refits it); the
     /// bars between are scored against it.
     fn score(&mut self, symbol: &str, bars: &[Bar], history: usize) -> Option<AnomalyMessage> {
-        const Z_WINDOW: usize = 10;
         if history == 0 || bars.len() < history.min(2 * Z_WINDOW + 2) {
             return None;
         }
+        let stale = self
+            .fitted
+            .get(symbol)
+            .is_none_or(|(_, scored)| *scored >= ANOMALY_REFIT_EVERY);
         let fitted = &mut self.fitted;
-        score_last(symbol, bars, |x| {
-            let stale = fitted
-                .get(symbol)
-                .is_none_or(|(_, scored)| *scored >= ANOMALY_REFIT_EVERY);
+        // Between refits only the last row is scored: its features from a tail.
+        score_last(symbol, bars, !stale, |x| {
             if stale {
                 fitted.insert(symbol.to_owned(), (fit_forest(x)?, 0));
             }
@@ -1914,6 +1968,68 @@ mod tests {
         // Off, or too little history.
         assert_eq!(anomaly_score("X", &calm, 0), None);
         assert_eq!(anomaly_score("X", &calm[..15], 120), None);
+    }
+
+    #[test]
+    fn between_refits_the_tail_scores_exactly_as_the_whole_history() {
+        // Volumes that vary a lot, so the rolling moments' rounding shows if the tail's
+        // differ from the whole history's.
+        let mut bars = walk(400);
+        for (i, bar) in bars.iter_mut().enumerate() {
+            bar.volume = 1_000.0 + ((i * 7_919) % 1_013) as f64 * 3.7;
+        }
+        let series = quantcore::BarSeries::from_bars(&bars[..120]).unwrap();
+        let features =
+            quantcore::features::anomaly::extract_features_with_window(&series, Z_WINDOW).unwrap();
+        let forest = fit_forest(features.values()).unwrap();
+        let fixed = |_: &quantcore::ndarray::Array2<f64>| Ok(Cow::Borrowed(&forest));
+        for end in 22..=bars.len() {
+            for len in [22, 23, 31, 32, 33, 60, 119, 120] {
+                let Some(start) = end.checked_sub(len) else {
+                    continue;
+                };
+                let history = &bars[start..end];
+                let whole = score_last("X", history, false, fixed);
+                let tail = score_last("X", history, true, fixed);
+                assert!(whole.is_some(), "{start}..{end}");
+                // Bit for bit: the same score, flag and timestamp.
+                assert_eq!(
+                    whole.as_ref().map(|a| a.score.to_bits()),
+                    tail.as_ref().map(|a| a.score.to_bits()),
+                    "{start}..{end}"
+                );
+                assert_eq!(whole, tail, "{start}..{end}");
+            }
+        }
+        // Too short for a row of ten: nothing either way.
+        assert_eq!(score_last("X", &bars[..20], true, fixed), None);
+    }
+
+    #[test]
+    fn the_detectors_score_as_a_fresh_fit_at_their_last_refit() {
+        // Bar i of a stream is scored by the forest fitted at the last refit before it:
+        // every ANOMALY_REFIT_EVERY-th bar, on the history ending there.
+        let bars = walk(300);
+        let history = 120;
+        let mut detectors = Detectors::default();
+        let mut refit_at = None;
+        for end in history..=bars.len() {
+            let window = &bars[end - history..end];
+            let scored = detectors.score("X", window, history).expect("scored");
+            if (end - history) % ANOMALY_REFIT_EVERY == 0 {
+                refit_at = Some(end);
+                // A refit bar: the fit-on-the-spot score.
+                assert_eq!(Some(scored.clone()), anomaly_score("X", window, history));
+            }
+            let at = refit_at.expect("the first bar refits");
+            let series = quantcore::BarSeries::from_bars(&bars[at - history..at]).unwrap();
+            let features =
+                quantcore::features::anomaly::extract_features_with_window(&series, Z_WINDOW)
+                    .unwrap();
+            let forest = fit_forest(features.values()).unwrap();
+            let expected = score_last("X", window, false, |_| Ok(Cow::Borrowed(&forest)));
+            assert_eq!(Some(scored), expected, "bar {end}");
+        }
     }
 
     #[test]

@@ -207,27 +207,40 @@ impl SqliteStore {
     /// Inserts the markers of `keys` in multi-row statements (one per `BAR_CHUNK` keys);
     /// item `i` is `true` when `keys[i]` was new (a key repeated in `keys` is `false`
     /// after its first time).
+    ///
+    /// Per chunk, one `SELECT` names the keys already marked (usually none), then one
+    /// `INSERT` without `RETURNING` writes the others: a returned row is a message from
+    /// the connection's worker thread, and this runs under the write lock, so answering
+    /// with the few old keys rather than every new one keeps the lock's hold short. Both
+    /// run in the caller's write transaction, so nothing can mark a key in between.
     async fn insert_processed_many(
         tx: &mut Transaction<'static, Sqlite>,
         keys: &[ProcessedKey],
         now: i64,
     ) -> Result<Vec<bool>> {
-        let mut inserted = std::collections::HashSet::new();
+        let mut fresh = Vec::with_capacity(keys.len());
+        let mut seen = std::collections::HashSet::with_capacity(keys.len());
         for chunk in keys.chunks(super::BAR_CHUNK) {
             let mut query = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO processed_messages (consumer, message_id, processed_at) ",
+                "SELECT consumer, message_id FROM processed_messages \
+                 WHERE (consumer, message_id) IN (VALUES ",
             );
-            query.push_values(chunk, |mut row, key| {
-                row.push_bind(key.consumer.clone())
-                    .push_bind(key.message_id.to_string())
-                    .push_bind(now);
-            });
-            query.push(" ON CONFLICT DO NOTHING RETURNING consumer, message_id");
+            let mut separated = query.separated(", ");
+            for key in chunk {
+                separated
+                    .push("(")
+                    .push_bind_unseparated(key.consumer.clone())
+                    .push_unseparated(", ")
+                    .push_bind_unseparated(key.message_id.to_string())
+                    .push_unseparated(")");
+            }
+            query.push(")");
             let rows = query
                 .build()
                 .fetch_all(&mut **tx)
                 .await
-                .map_err(StoreError::db("mark messages processed"))?;
+                .map_err(StoreError::db("read markers"))?;
+            let mut marked = std::collections::HashSet::with_capacity(rows.len());
             for row in rows {
                 let consumer: String = row
                     .try_get("consumer")
@@ -235,31 +248,66 @@ impl SqliteStore {
                 let id: String = row
                     .try_get("message_id")
                     .map_err(StoreError::db("read marker"))?;
-                inserted.insert((
+                marked.insert((
                     consumer,
                     parse_uuid("processed_messages", "message_id", id)?,
                 ));
             }
+            let mut new_keys = Vec::with_capacity(chunk.len());
+            for key in chunk {
+                let is_new = seen.insert((key.consumer.as_str(), key.message_id))
+                    && !marked.contains(&(key.consumer.clone(), key.message_id));
+                if is_new {
+                    new_keys.push(key);
+                }
+                fresh.push(is_new);
+            }
+            if new_keys.is_empty() {
+                continue;
+            }
+            let mut query = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO processed_messages (consumer, message_id, processed_at) ",
+            );
+            query.push_values(&new_keys, |mut row, key| {
+                row.push_bind(key.consumer.clone())
+                    .push_bind(key.message_id.to_string())
+                    .push_bind(now);
+            });
+            query
+                .build()
+                .execute(&mut **tx)
+                .await
+                .map_err(StoreError::db("mark messages processed"))?;
         }
-        Ok(keys
-            .iter()
-            .map(|key| inserted.remove(&(key.consumer.clone(), key.message_id)))
-            .collect())
+        Ok(fresh)
     }
 
-    /// Runs a multi-row `INSERT … RETURNING id`; the ids in ascending (row) order.
-    async fn returned_ids(
+    /// Runs a multi-row `INSERT` of `rows` rows into a table whose `id` is
+    /// `INTEGER PRIMARY KEY AUTOINCREMENT`; the ids in row order. Such a table gives one
+    /// statement's rows consecutive ids, each one above the largest ever used (it fails
+    /// rather than reuse one), so they are the `rows` ids ending at the last inserted
+    /// rowid: no `RETURNING` row to send back per insert.
+    async fn inserted_ids(
         tx: &mut Transaction<'static, Sqlite>,
         mut query: QueryBuilder<Sqlite>,
-        operation: &'static str,
+        rows: usize,
+        (table, operation): (&'static str, &'static str),
     ) -> Result<Vec<i64>> {
-        let mut ids: Vec<i64> = query
-            .build_query_scalar()
-            .fetch_all(&mut **tx)
+        let result = query
+            .build()
+            .execute(&mut **tx)
             .await
             .map_err(StoreError::db(operation))?;
-        ids.sort_unstable();
-        Ok(ids)
+        let last = result.last_insert_rowid();
+        let rows = rows as i64;
+        if result.rows_affected() != rows as u64 {
+            return Err(StoreError::Corrupt {
+                table,
+                column: "id",
+                value: format!("{} rows inserted, {rows} expected", result.rows_affected()),
+            });
+        }
+        Ok((last - rows + 1..=last).collect())
     }
 
     async fn insert_prediction_in(
@@ -704,8 +752,13 @@ impl Store for SqliteStore {
                     .push_bind(p.model.clone())
                     .push_bind(now);
             });
-            query.push(" RETURNING id");
-            let returned = Self::returned_ids(&mut tx, query, "insert predictions").await?;
+            let returned = Self::inserted_ids(
+                &mut tx,
+                query,
+                chunk.len(),
+                ("predictions", "insert predictions"),
+            )
+            .await?;
             for ((i, _), id) in chunk.iter().zip(returned) {
                 ids[*i].prediction = Some(id);
             }
@@ -733,8 +786,9 @@ impl Store for SqliteStore {
                     .push_bind(s.expected_return)
                     .push_bind(now);
             });
-            query.push(" RETURNING id");
-            let returned = Self::returned_ids(&mut tx, query, "insert signals").await?;
+            let returned =
+                Self::inserted_ids(&mut tx, query, chunk.len(), ("signals", "insert signals"))
+                    .await?;
             for ((i, _), id) in chunk.iter().zip(returned) {
                 ids[*i].signal = Some(id);
             }
@@ -756,8 +810,13 @@ impl Store for SqliteStore {
                     .push_bind(a.is_anomaly)
                     .push_bind(now);
             });
-            query.push(" RETURNING id");
-            let returned = Self::returned_ids(&mut tx, query, "insert anomalies").await?;
+            let returned = Self::inserted_ids(
+                &mut tx,
+                query,
+                chunk.len(),
+                ("anomalies", "insert anomalies"),
+            )
+            .await?;
             for ((i, _), id) in chunk.iter().zip(returned) {
                 ids[*i].anomaly = Some(id);
             }
@@ -1070,8 +1129,8 @@ async fn fill_step(
 ) -> Result<FillStep> {
     let order = &request.order;
     // Every statement is a round trip to the connection's worker thread, and the
-    // trade role's fills run one after another: a fill takes 5 (begin, the marker with
-    // the reads, `fill_writes`, the trade, commit; it took 9). The order goes in once,
+    // trade role's fills run one after another: a fill takes 4 (begin, the marker with
+    // the reads, `fill_writes` with the trade, commit; it took 9). The order goes in once,
     // with its final status; a check that fails before inserts it (`reject`,
     // `abort_fill`), so the `validate_order` triggers still decide before the store's
     // own checks, as when the order went in first.
@@ -1182,11 +1241,16 @@ async fn fill_step(
     // `migrations/sqlite/0004_fill_writes.sql`); `None` levels keep the stored ones.
     let keep_levels = effects.exit_levels.is_none();
     let levels = effects.exit_levels.unwrap_or_default();
-    sqlx::query(
+    // Then the trade, in the same round trip (sqlx binds the arguments of a query's
+    // statements in order): `trades.id` is AUTOINCREMENT, so the trade's id is the last
+    // inserted rowid, no `RETURNING` row to send back.
+    let written = sqlx::query(
         "INSERT INTO fill_writes (order_id, symbol, side, kind, quantity, limit_price, \
          created_at, price, commission, filled_at, cash_after, position_quantity, \
          average_price, realized_pnl, keep_levels, stop_loss, take_profit) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?); \
+         INSERT INTO trades (order_id, symbol, side, quantity, price, commission, realized_pnl, executed_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(order.id.to_string())
     .bind(&order.symbol)
@@ -1205,13 +1269,6 @@ async fn fill_step(
     .bind(keep_levels)
     .bind(levels.stop_loss)
     .bind(levels.take_profit)
-    .execute(&mut **tx)
-    .await
-    .map_err(fill_write_error(order.id))?;
-    let trade_id: i64 = sqlx::query_scalar(
-        "INSERT INTO trades (order_id, symbol, side, quantity, price, commission, realized_pnl, executed_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-    )
     .bind(order.id.to_string())
     .bind(&order.symbol)
     .bind(order.side.as_str())
@@ -1220,9 +1277,10 @@ async fn fill_step(
     .bind(request.commission)
     .bind(effects.realized_pnl)
     .bind(filled_at)
-    .fetch_one(&mut **tx)
+    .execute(&mut **tx)
     .await
-    .map_err(StoreError::db("insert trade"))?;
+    .map_err(fill_write_error(order.id))?;
+    let trade_id = written.last_insert_rowid();
     Ok(FillStep::Filled(FillReceipt {
         order_id: order.id,
         trade_id,
