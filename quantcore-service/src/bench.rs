@@ -91,6 +91,29 @@
 //! rows for the contamination threshold). Capping the trade batch at 64 signals (to let
 //! the ml writes in sooner) made no difference beyond the noise.
 //!
+//! 2026-11-25, later (session 6, this build, a quiet machine): embedded unpaced
+//! 22,300-23,800 bars/s in 6 of 6 runs; paced 1,000 bars/s p50 / p99 5.7-6.0 / 15.8-16.3
+//! ms. PostgreSQL + tansu (in memory, a fresh broker per run): unpaced 8,050-8,480 bars/s
+//! (before 5,840-5,970).
+//!
+//! Kafka latency on tansu. One hop (a producer with `acks=all`, a consumer, 500 msg/s,
+//! measured with librdkafka 2.16 from Python) takes p50 21 / p99 28 ms with librdkafka's
+//! defaults (`linger.ms` 5, the service's `fetch.wait.max.ms` 10: tansu holds every fetch
+//! for its whole wait) and 3.4 / 6 ms with `linger.ms=0,fetch.wait.max.ms=1`
+//! (`bus.kafka_properties`, here `BENCH_KAFKA_PROPERTIES`). A producer's first messages
+//! waited about 500 ms (its idempotent producer id), so the ingest clients are now made
+//! before the warm-up. The report's `after 1 s` line leaves out the orders of bars
+//! published in the first second, which still holds a start-up backlog (the first signals
+//! of every symbol at once, first statements on fresh connections). Paced, 400 bars per
+//! symbol, p50 / p99:
+//! | rate | defaults, all orders | defaults, after 1 s | tuned, all orders | tuned, after 1 s |
+//! |---|---|---|---|---|
+//! | 500 bars/s | 40 / 355 ms | 39 / 64 ms | 14-16 / 276-400 ms | 14-16 / 37-42 ms |
+//! | 1,000 bars/s | 58 / 798 ms | 58 / 199 ms | 33-52 / 796-863 ms | 33-51 / 163-269 ms |
+//!
+//! At 1,000 bars/s the two cores run PostgreSQL, tansu and every role and fall behind
+//! (926-951 bars/s published).
+//!
 //! Paced runs do not batch (a bar is alone when it arrives), so each bar pays its own
 //! store round trips: the highest paced rate with p99 under 50 ms is about 1,000 bars/s on
 //! both setups, well below the unpaced throughput. The figures vary by 10-20 % from run
