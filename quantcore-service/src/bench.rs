@@ -19,7 +19,7 @@
 //! latency measures the backlog; with `rate` set, bars are published at that rate and the
 //! latency is the pipeline's own.
 //!
-//! The clock starts after a warm-up (`BENCH_WARMUP_MS`; default 0 embedded, 5 s on Kafka):
+//! The clock starts after a warm-up (`BENCH_WARMUP_MS`; default 0 embedded, 10 s on Kafka):
 //! Kafka consumers join their groups in the background, and the second ml worker's join
 //! rebalances the group; bars published meanwhile wait seconds, which is start-up, not
 //! the pipeline's latency.
@@ -102,14 +102,17 @@
 //! for its whole wait) and 3.4 / 6 ms with `linger.ms=0,fetch.wait.max.ms=1`
 //! (`bus.kafka_properties`, here `BENCH_KAFKA_PROPERTIES`). A producer's first messages
 //! waited about 500 ms (its idempotent producer id), so the ingest clients are now made
-//! before the warm-up. The report's `after 1 s` line leaves out the orders of bars
-//! published in the first second, which still holds a start-up backlog (the first signals
-//! of every symbol at once, first statements on fresh connections). Paced, 400 bars per
-//! symbol, p50 / p99:
-//! | rate | defaults, all orders | defaults, after 1 s | tuned, all orders | tuned, after 1 s |
-//! |---|---|---|---|---|
-//! | 500 bars/s | 40 / 355 ms | 39 / 64 ms | 14-16 / 276-400 ms | 14-16 / 37-42 ms |
-//! | 1,000 bars/s | 58 / 798 ms | 58 / 199 ms | 33-52 / 796-863 ms | 33-51 / 163-269 ms |
+//! before the warm-up. With the 5 s warm-up the second ml worker's partitions were still
+//! unassigned when the clock started on tansu: their first bars waited 200-800 ms, which
+//! made the whole p99 (none of it with one ml worker or a 10 s warm-up, now the default).
+//! The report's `after 1 s` line leaves out the orders of bars published in the first
+//! second. Paced, 400 bars per symbol, p50 / p99 (max):
+//! | rate | librdkafka defaults | `linger.ms=0,fetch.wait.max.ms=1` |
+//! |---|---|---|
+//! | 500 bars/s, 10 s warm-up | 39 / 68 ms (76) | 15.8-16.3 / 36.6-40.1 ms (46-52), 3 runs |
+//! | 1,000 bars/s, 10 s warm-up | - | 35 / 104 ms (108) |
+//! | 500 bars/s, 5 s warm-up | 40 / 355 ms; after 1 s 39 / 64 ms | 14-16 / 276-400 ms; after 1 s 37-42 ms |
+//! | 1,000 bars/s, 5 s warm-up | 58 / 798 ms; after 1 s 199 ms | 33-52 / 796-863 ms; after 1 s 163-269 ms |
 //!
 //! At 1,000 bars/s the two cores run PostgreSQL, tansu and every role and fall behind
 //! (926-951 bars/s published).
@@ -166,8 +169,11 @@ pub struct BenchConfig {
 }
 
 /// The default warm-up on Kafka: the consumer groups' joins and the rebalance when the
-/// second ml worker joins take a few seconds, during which nothing is consumed.
-pub const DISTRIBUTED_WARMUP_MS: u64 = 5_000;
+/// second ml worker joins take a few seconds, during which nothing is consumed. 5 s was
+/// too short on tansu: the second worker's partitions were still unassigned when the
+/// clock started, and their first bars waited 200-800 ms (all of the p99 at 500 bars/s;
+/// none with one ml worker or a 10 s warm-up).
+pub const DISTRIBUTED_WARMUP_MS: u64 = 10_000;
 
 impl Default for BenchConfig {
     fn default() -> Self {
