@@ -20,6 +20,11 @@
 //! later entry sizes to zero), and neither is the per-bar work being measured.
 //! Throughput is in bars (elements); the time per bar is the inverse.
 
+/// mimalloc, as in the Python module: the figures are those a notebook gets (see the
+/// workspace `Cargo.toml` for why not glibc's malloc).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::hint::black_box;
 use std::time::Duration;
 

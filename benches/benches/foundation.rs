@@ -10,6 +10,11 @@
 //! Throughput is in elements (bars or returns). Data come from fixed seeds
 //! (`quantcore_benches`).
 
+/// mimalloc, as in the Python module: the figures are those a notebook gets (see the
+/// workspace `Cargo.toml` for why not glibc's malloc).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};

@@ -9,6 +9,11 @@
 //! The rows are standard normal with 1% of them shifted by ±6 in every column, from a
 //! fixed seed. Throughput is in rows.
 
+/// mimalloc, as in the Python module: the figures are those a notebook gets (see the
+/// workspace `Cargo.toml` for why not glibc's malloc).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::hint::black_box;
 use std::time::Duration;
 

@@ -18,6 +18,11 @@
 //! with seeded random weights (no training needed to time inference). Throughput is in
 //! windows.
 
+/// mimalloc, as in the Python module: the figures are those a notebook gets (see the
+/// workspace `Cargo.toml` for why not glibc's malloc).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::hint::black_box;
 use std::time::Duration;
 
