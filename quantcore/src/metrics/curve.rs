@@ -1,32 +1,37 @@
 //! The one pass over an equity curve that [`Metrics::compute`](super::Metrics::compute)
-//! makes: it checks the curve, writes the returns blocked by sign and follows the
-//! maximum drawdown episode, recovery included.
+//! makes: it checks the curve, computes the returns, follows the maximum drawdown
+//! episode (recovery included) and feeds the moments (`moments.rs`) and the tail
+//! statistics (`tails.rs`), block by block while the block's returns are in the L1
+//! cache; the returns are never stored.
 //!
-//! Separate scans used to do this (the checks, the returns, the drawdown, then a search
-//! for its recovery); on a million points they read the 16 MB of the curve three times
-//! and took about half the time of `compute`. Every number here comes from the same
-//! operations in the same order as in those scans, so the results are theirs bit for
-//! bit (the tests compare them with the scans, kept for that); only the error path
-//! scans again, to name the first bad row exactly as [`check_curve`] does.
+//! The returns, the drawdown and the order statistics are those of the separate scans
+//! the pass replaced, bit for bit (the tests compare them with those scans, kept for
+//! that); the moments and the CVaR add the same terms in another order (a few ulps).
+//! Only the error path scans again, to name the first bad row exactly as
+//! [`check_curve`] does.
 //!
 //! # How the pass is laid out
 //! The curve is read in blocks of [`BLOCK`] points. For each block, a loop the compiler
 //! vectorizes (packed divisions and comparisons) writes the block's returns to a small
-//! buffer and takes the extremes of each run of [`RUN`] points; then the returns are
-//! placed by sign, and the drawdown's state machine runs only on the runs whose
-//! highest point reaches the running peak or whose lowest falls below the floor that
-//! could deepen the worst drawdown (on any other run it would change nothing). Points
-//! after the last whole block go one by one.
+//! buffer and takes the extremes of each run of [`RUN`] points; then the moments and
+//! the tails read the block, and the drawdown's state machine runs only on the runs
+//! whose highest point reaches the running peak or whose lowest falls below the floor
+//! that could deepen the worst drawdown (on any other run it would change nothing).
+//! The points after the last whole block form a shorter block.
 //!
-//! The block loop checks the equity through the returns, which it computes anyway:
-//! the sum of the returns is finite and none is at or below -1 only if every point is
+//! The equity is checked through the returns, which the pass computes anyway: the
+//! mean of the returns is finite and none is at or below -1 only if every point is
 //! finite and positive (given the first one, by induction: a finite `e_t / e_{t-1}`
 //! above 0 needs a finite positive `e_t`). The converse can fail (a ratio that
-//! overflows on a valid curve), so the flags are only a fast path: when they do not
-//! clear the curve, [`check_curve`] decides, and a curve it accepts goes on with the
-//! numbers already computed, which are those of the separate scans either way.
+//! overflows on a valid curve), so this is only a fast path: when it does not clear
+//! the curve, [`check_curve`] decides, and a curve it accepts goes on with the numbers
+//! already computed. The timestamps' order is checked in the same pass, unless the
+//! caller vouches for it ([`TimestampOrder::Trusted`]).
 
 use super::drawdown::{DrawdownPeriod, check_curve, check_shape};
+use super::moments::RunningMoments;
+use super::returns::{Moments, Tails};
+use super::tails::{MAX_BLOCK, TailScan, tails_by_selection};
 use crate::error::Result;
 
 /// Points per block: the block's returns (2 KB) stay in the L1 cache between the
@@ -39,17 +44,30 @@ const RUN: usize = 8;
 /// Runs per block.
 const RUNS: usize = BLOCK / RUN;
 
+const _: () = assert!(BLOCK <= MAX_BLOCK, "a block too long for the tails");
+
 /// What the pass over the curve found.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct CurvePass {
-    /// Where the zero returns start (the negative ones are before).
-    pub(crate) zero_start: usize,
-    /// Where the positive returns start (the zeros are before).
-    pub(crate) positive_start: usize,
+    /// The moments and extremes of the returns.
+    pub(crate) moments: Moments,
+    /// VaR, CVaR and tail ratio at 5% / 95%.
+    pub(crate) tails: Tails,
     /// `min_t(E_t / max_{s<=t} E_s - 1)` <= 0.
     pub(crate) max_drawdown: f64,
     /// Its episode, `None` when the equity never fell below a previous peak.
     pub(crate) period: Option<DrawdownPeriod>,
+}
+
+/// Whether [`scan_curve`] checks the order of the timestamps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TimestampOrder {
+    /// Check that they are non-decreasing (an error names the first row that is not).
+    Check,
+    /// The caller guarantees that they are non-decreasing (e.g. they come from a
+    /// validated `BarSeries`): the pass does not read them, but for the drawdown's
+    /// dates.
+    Trusted,
 }
 
 /// The running peak and the deepest drawdown so far, as `max_drawdown_period` keeps
@@ -143,35 +161,12 @@ impl Drawdown {
     }
 }
 
-/// Where the returns go: negatives from the front, positives from the back.
-struct Blocks<'a> {
-    out: &'a mut [f64],
-    negative_end: usize,
-    positive_start: usize,
-}
-
-impl Blocks<'_> {
-    /// Writes `r` at both ends and keeps the one its sign picks, without a branch (the
-    /// sign is a coin flip per period). `negative_end < positive_start` until the last
-    /// return is placed, whatever the values (a NaN moves neither end).
-    #[inline(always)]
-    fn place(&mut self, r: f64) {
-        self.out[self.negative_end] = r;
-        self.out[self.positive_start - 1] = r;
-        self.negative_end += usize::from(r < 0.0);
-        self.positive_start -= usize::from(r > 0.0);
-    }
-}
-
-/// One block's returns and what the checks and the drawdown need from it.
+/// One block's returns and what the drawdown needs from it.
 struct Block {
     returns: [f64; BLOCK],
     /// Highest and lowest point of each run.
     highs: [f64; RUNS],
     lows: [f64; RUNS],
-    /// Per lane, over every block so far: the sum and the minimum of the returns.
-    sums: [f64; RUN],
-    lowest_returns: [f64; RUN],
 }
 
 impl Block {
@@ -180,32 +175,21 @@ impl Block {
             returns: [0.0; BLOCK],
             highs: [0.0; RUNS],
             lows: [0.0; RUNS],
-            sums: [0.0; RUN],
-            lowest_returns: [f64::INFINITY; RUN],
         }
     }
 
-    /// The returns of `points` against `previous` (each [`BLOCK`] long), the runs'
-    /// extremes and the checks' sums and minima. Straight-line code over fixed-size
-    /// arrays, so the compiler vectorizes it.
+    /// The returns of `points` against `previous` (each [`BLOCK`] long) and the runs'
+    /// extremes. Straight-line code over fixed-size arrays, so the compiler
+    /// vectorizes it.
     #[inline(always)]
     fn fill(&mut self, points: &[f64], previous: &[f64]) {
-        // The accumulators in locals: through `self` they would be reloaded after
-        // every store of a return.
-        let (mut sums, mut lowest_returns) = (self.sums, self.lowest_returns);
         let (points, _) = points.as_chunks::<RUN>();
         let (previous, _) = previous.as_chunks::<RUN>();
         let (returns, _) = self.returns.as_chunks_mut::<RUN>();
         let extremes = self.highs.iter_mut().zip(self.lows.iter_mut());
         let runs = points.iter().zip(previous).zip(returns).zip(extremes);
         for (((e, p), r), (run_high, run_low)) in runs {
-            let run: [f64; RUN] = std::array::from_fn(|k| e[k] / p[k] - 1.0);
-            *r = run;
-            for k in 0..RUN {
-                sums[k] += run[k];
-                let lowest = lowest_returns[k];
-                lowest_returns[k] = if run[k] < lowest { run[k] } else { lowest };
-            }
+            *r = std::array::from_fn(|k| e[k] / p[k] - 1.0);
             let (mut high, mut low) = (*e, *e);
             let mut width = RUN / 2;
             while width > 0 {
@@ -218,29 +202,22 @@ impl Block {
             }
             (*run_high, *run_low) = (high[0], low[0]);
         }
-        (self.sums, self.lowest_returns) = (sums, lowest_returns);
-    }
-
-    /// True only if every point of the blocks so far is finite and positive, given
-    /// the first point of the curve (see the module docs); may be false for a valid
-    /// curve.
-    fn all_valid(&self) -> bool {
-        let sum: f64 = self.sums.iter().sum();
-        let lowest = self
-            .lowest_returns
-            .iter()
-            .fold(f64::INFINITY, |a, &b| a.min(b));
-        sum.is_finite() & (lowest > -1.0)
     }
 }
 
 /// True when every `times[k] >= previous[k]`.
+///
+/// Branch-free and in 64-bit adds, xors and ands only, which SSE2 has (it has no
+/// 64-bit comparison): `t < p` exactly when the sign of `t - p` corrected for
+/// overflow is set, and the overflow of `t - p` is the sign of
+/// `(t ^ p) & (t ^ (t - p))`.
 #[inline(always)]
 fn non_decreasing(times: &[i64], previous: &[i64]) -> bool {
-    times
-        .iter()
-        .zip(previous)
-        .fold(true, |sorted, (t, p)| sorted & (t >= p))
+    let negative = times.iter().zip(previous).fold(0, |negative, (&t, &p)| {
+        let difference = t.wrapping_sub(p);
+        negative | (difference ^ ((t ^ p) & (t ^ difference)))
+    });
+    negative >= 0
 }
 
 /// True for an equity value that is finite and positive (false for NaN).
@@ -249,29 +226,67 @@ fn valid_equity(value: f64) -> bool {
     (value > 0.0) & (value < f64::INFINITY)
 }
 
-/// Checks the curve as [`check_curve`] does, fills `out` with the returns
-/// `equity[t] / equity[t - 1] - 1` blocked by sign (negatives, zeros, positives; the
-/// layout of `returns_by_sign`) and finds the maximum drawdown and its episode (as
-/// `max_drawdown_period`), in one pass.
+/// Checks the curve as [`check_curve`] does (the timestamps' order only with
+/// [`TimestampOrder::Check`]) and computes, in one pass over it, the returns
+/// `equity[t] / equity[t - 1] - 1`' moments (about `target` for the downside) and
+/// extremes, their tail statistics at 5% / 95% and the maximum drawdown with its
+/// episode (as `max_drawdown_period`).
 ///
-/// `out` may hold anything on entry: it is resized to the number of returns (only
-/// growing it writes zeros) and every element is then written.
+/// `buffer` may hold anything on entry; it receives the returns near the tails'
+/// percentiles (a few percent of them; all of them when the tails' sample misleads).
 ///
 /// # Errors
 /// Those of [`check_curve`], for the same first bad row.
 pub(crate) fn scan_curve(
     timestamps: &[i64],
     equity: &[f64],
-    out: &mut Vec<f64>,
+    target: f64,
+    order: TimestampOrder,
+    buffer: &mut Vec<f64>,
 ) -> Result<CurvePass> {
     check_shape(timestamps, equity)?;
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2, checked just above.
+        return unsafe {
+            match order {
+                TimestampOrder::Check => scan_avx2::<true>(timestamps, equity, target, buffer),
+                TimestampOrder::Trusted => scan_avx2::<false>(timestamps, equity, target, buffer),
+            }
+        };
+    }
+    match order {
+        TimestampOrder::Check => scan::<true>(timestamps, equity, target, buffer),
+        TimestampOrder::Trusted => scan::<false>(timestamps, equity, target, buffer),
+    }
+}
+
+/// [`scan`] compiled for AVX2: four doubles per instruction instead of two, and
+/// 64-bit comparisons. The same operations in the same order (Rust never fuses a
+/// multiplication and an addition, nor reorders floating-point sums), so the same
+/// bits as the baseline build.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn scan_avx2<const CHECK_ORDER: bool>(
+    timestamps: &[i64],
+    equity: &[f64],
+    target: f64,
+    buffer: &mut Vec<f64>,
+) -> Result<CurvePass> {
+    scan::<CHECK_ORDER>(timestamps, equity, target, buffer)
+}
+
+/// [`scan_curve`], compiled once with the timestamps' check and once without.
+#[inline(always)]
+fn scan<const CHECK_ORDER: bool>(
+    timestamps: &[i64],
+    equity: &[f64],
+    target: f64,
+    buffer: &mut Vec<f64>,
+) -> Result<CurvePass> {
     let n = equity.len() - 1;
-    out.resize(n, 0.0);
-    let mut blocks = Blocks {
-        out: &mut out[..],
-        negative_end: 0,
-        positive_start: n,
-    };
+    let mut tails = TailScan::start(equity, buffer);
+    let mut moments = RunningMoments::new();
     let mut drawdown = Drawdown::start(equity[0]);
     let mut valid = valid_equity(equity[0]);
     let mut sorted = true;
@@ -284,13 +299,14 @@ pub(crate) fn scan_curve(
     for start in (0..whole).step_by(BLOCK) {
         let points = &after[start..start + BLOCK];
         block.fill(points, &before[start..start + BLOCK]);
-        sorted &= non_decreasing(
-            &times_after[start..start + BLOCK],
-            &times_before[start..start + BLOCK],
-        );
-        for &r in &block.returns {
-            blocks.place(r);
+        if CHECK_ORDER {
+            sorted &= non_decreasing(
+                &times_after[start..start + BLOCK],
+                &times_before[start..start + BLOCK],
+            );
         }
+        moments.add_block(&block.returns, target);
+        tails.add_block(&block.returns, buffer);
         let (runs, _) = points.as_chunks::<RUN>();
         for ((run, &high), (&low, offset)) in runs
             .iter()
@@ -304,60 +320,149 @@ pub(crate) fn scan_curve(
             }
         }
     }
-    valid &= block.all_valid();
-    for i in whole..n {
+    // The points after the last whole block, one by one into a shorter block.
+    let rest = &mut block.returns[..n - whole];
+    for (k, slot) in rest.iter_mut().enumerate() {
+        let i = whole + k;
         let e = after[i];
-        valid &= valid_equity(e);
-        sorted &= times_after[i] >= times_before[i];
-        blocks.place(e / before[i] - 1.0);
+        if CHECK_ORDER {
+            sorted &= times_after[i] >= times_before[i];
+        }
+        *slot = e / before[i] - 1.0;
         drawdown.see(i + 1, e);
     }
+    moments.add_block(rest, target);
+    tails.add_block(rest, buffer);
+    valid &= moments.finite_above_minus_one();
 
     if !(valid & sorted) {
         // Either a bad point, named as the separate check names it, or a valid curve
         // the fast checks could not clear (see the module docs): then go on.
         check_curve(timestamps, equity)?;
     }
-    let (zero_start, positive_start) = (blocks.negative_end, blocks.positive_start);
-    out[zero_start..positive_start].fill(0.0);
+    let tails = match tails.finish(buffer) {
+        Some(tails) => tails,
+        None => tails_by_selection(equity, buffer),
+    };
     let (max_drawdown, period) = drawdown.finish(timestamps);
     Ok(CurvePass {
-        zero_start,
-        positive_start,
+        moments: moments.finish(),
+        tails,
         max_drawdown,
         period,
     })
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::metrics::drawdown::max_drawdown_period;
-    use crate::metrics::returns::returns_by_sign;
+    use crate::metrics::returns::reference_moments;
+    use crate::metrics::undefined::Metric;
     use rand::{Rng, SeedableRng, rngs::StdRng};
 
-    fn bits(values: &[f64]) -> Vec<u64> {
-        values.iter().map(|v| v.to_bits()).collect()
+    fn scan_checked(
+        timestamps: &[i64],
+        equity: &[f64],
+        target: f64,
+        out: &mut Vec<f64>,
+    ) -> Result<CurvePass> {
+        scan_curve(timestamps, equity, target, TimestampOrder::Check, out)
     }
 
-    /// The separate scans, each bit for bit: the same returns in the same places (the
-    /// selections of the percentiles and the CVaR's sum depend on the layout), the
-    /// same cuts, depth and episode.
-    fn assert_same_as_separate_scans(timestamps: &[i64], equity: &[f64], out: &mut Vec<f64>) {
-        let pass = scan_curve(timestamps, equity, out).unwrap();
-        let mut expected = Vec::new();
-        let (zero_start, positive_start) = returns_by_sign(equity, &mut expected);
+    /// `|a - b| <= tolerance`, or both non-finite (a sum that overflowed on a curve
+    /// whose ratios reach 1e300: infinite or NaN depending on the order of its
+    /// terms, undefined either way: the metrics from it are `Overflow` or infinite).
+    pub(crate) fn near(a: f64, b: f64, tolerance: f64) -> bool {
+        a == b || !(a.is_finite() || b.is_finite()) || (a - b).abs() <= tolerance
+    }
+
+    /// The same reason, or values [`near`] within `tolerance`.
+    pub(crate) fn near_metric(a: Metric, b: Metric, tolerance: f64) -> bool {
+        match (a, b) {
+            (Ok(a), Ok(b)) => near(a, b, tolerance),
+            (a, b) => a == b,
+        }
+    }
+
+    /// The pass against the separate computations it replaced: the drawdown (depth
+    /// and episode) and the order statistics (VaR, tail ratio: exact values, from a
+    /// selection over all the returns) bit for bit; the moments and the CVaR, whose
+    /// sums run in another order, within a few ulps of the natural scale of each sum
+    /// (its condition number: `1e-12` times `sum |d|^k` for a centered sum,
+    /// `max |r|` for the mean; for the CVaR `2 * count * eps * max |r|`, the bound of
+    /// any order of a sum of `count` terms). A wrong formula misses by far more.
+    /// Also checks the trusted-timestamps path gives the same bits.
+    pub(crate) fn assert_same_as_separate_scans(
+        timestamps: &[i64],
+        equity: &[f64],
+        target: f64,
+        out: &mut Vec<f64>,
+    ) -> CurvePass {
+        let pass = scan_checked(timestamps, equity, target, out).unwrap();
+        let trusted = scan_curve(timestamps, equity, target, TimestampOrder::Trusted, out).unwrap();
+        assert_eq!(format!("{pass:?}"), format!("{trusted:?}"));
+
+        let returns: Vec<f64> = equity.windows(2).map(|w| w[1] / w[0] - 1.0).collect();
         let (depth, period) = max_drawdown_period(timestamps, equity);
-        assert_eq!(bits(out), bits(&expected));
-        assert_eq!(
-            (pass.zero_start, pass.positive_start),
-            (zero_start, positive_start)
-        );
         assert_eq!(pass.max_drawdown.to_bits(), depth.to_bits());
         assert_eq!(pass.period, period);
-        if let Some(period) = pass.period {
-            assert_eq!(period.depth.to_bits(), depth.to_bits());
-        }
+
+        let tails = Tails::of(&mut returns.clone(), 0.05);
+        let bits = |m: Metric| m.map(f64::to_bits);
+        assert_eq!(bits(pass.tails.value_at_risk), bits(tails.value_at_risk));
+        assert_eq!(bits(pass.tails.tail_ratio), bits(tails.tail_ratio));
+        let largest = returns.iter().fold(0.0_f64, |a, r| a.max(r.abs()));
+        let count = ((returns.len().max(1) - 1) as f64 * 0.05).floor() + 1.0;
+        assert!(near_metric(
+            pass.tails.conditional_value_at_risk,
+            tails.conditional_value_at_risk,
+            2.0 * count * f64::EPSILON * largest
+        ));
+
+        let (new, old) = (pass.moments, reference_moments(&returns, target));
+        assert_eq!(new.n, old.n);
+        assert_eq!(
+            (new.best.to_bits(), new.worst.to_bits()),
+            (old.best.to_bits(), old.worst.to_bits())
+        );
+        let scale = |k: i32| {
+            returns
+                .iter()
+                .map(|x| (x - old.mean).abs().powi(k))
+                .sum::<f64>()
+        };
+        let squares: f64 = returns.iter().map(|x| (x - target).min(0.0).powi(2)).sum();
+        assert!(
+            near(new.mean, old.mean, 1e-12 * largest),
+            "{} {}",
+            new.mean,
+            old.mean
+        );
+        assert!(
+            near(new.m2, old.m2, 1e-12 * scale(2)),
+            "{} {}",
+            new.m2,
+            old.m2
+        );
+        assert!(
+            near(new.m3, old.m3, 1e-12 * scale(3)),
+            "{} {}",
+            new.m3,
+            old.m3
+        );
+        assert!(
+            near(new.m4, old.m4, 1e-12 * scale(4)),
+            "{} {}",
+            new.m4,
+            old.m4
+        );
+        assert!(near(
+            new.downside_squares,
+            old.downside_squares,
+            1e-12 * squares
+        ));
+        pass
     }
 
     #[test]
@@ -391,7 +496,7 @@ mod tests {
                 equity.push(next);
             }
             let timestamps: Vec<i64> = (0..n as i64).map(|i| i * 60 + (case % 3)).collect();
-            assert_same_as_separate_scans(&timestamps, &equity, &mut out);
+            assert_same_as_separate_scans(&timestamps, &equity, 0.0, &mut out);
         }
     }
 
@@ -411,7 +516,7 @@ mod tests {
             let mut equity = vec![1.0; 300];
             equity[at] = value;
             assert!(check_curve(&timestamps, &equity).is_ok());
-            assert_same_as_separate_scans(&timestamps, &equity, &mut out);
+            assert_same_as_separate_scans(&timestamps, &equity, 0.0, &mut out);
         }
     }
 
@@ -422,7 +527,7 @@ mod tests {
         // again from 120, not deeper: the first episode stays), 97
         let equity = [100.0, 110.0, 88.0, 105.0, 110.0, 120.0, 96.0, 97.0];
         let timestamps: Vec<i64> = (0..8).map(|i| i * 10).collect();
-        let pass = scan_curve(&timestamps, &equity, &mut out).unwrap();
+        let pass = scan_checked(&timestamps, &equity, 0.0, &mut out).unwrap();
         let period = pass.period.unwrap();
         assert_eq!(
             (
@@ -433,10 +538,10 @@ mod tests {
             (1, 2, Some(4))
         );
         assert_eq!((period.duration_periods, period.duration_seconds), (3, 30));
-        assert_same_as_separate_scans(&timestamps, &equity, &mut out);
+        assert_same_as_separate_scans(&timestamps, &equity, 0.0, &mut out);
         // a deeper fall after the recovery replaces it, unrecovered: runs to the end
         let equity = [100.0, 110.0, 88.0, 110.0, 120.0, 60.0, 119.0];
-        let pass = scan_curve(&timestamps[..7], &equity, &mut out).unwrap();
+        let pass = scan_checked(&timestamps[..7], &equity, 0.0, &mut out).unwrap();
         let period = pass.period.unwrap();
         assert_eq!(
             (
@@ -447,7 +552,7 @@ mod tests {
             (4, 5, None)
         );
         assert_eq!(period.duration_periods, 2);
-        assert_same_as_separate_scans(&timestamps[..7], &equity, &mut out);
+        assert_same_as_separate_scans(&timestamps[..7], &equity, 0.01, &mut out);
     }
 
     #[test]
@@ -472,20 +577,20 @@ mod tests {
             for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 0.0, -0.0, -3.0] {
                 let mut equity: Vec<f64> = (0..n).map(|i| 100.0 + (i % 7) as f64).collect();
                 equity[row] = bad;
-                let fused = scan_curve(&timestamps, &equity, &mut out).unwrap_err();
+                let fused = scan_checked(&timestamps, &equity, 0.0, &mut out).unwrap_err();
                 let separate = check_curve(&timestamps, &equity).unwrap_err();
                 assert_eq!(fused.to_string(), separate.to_string());
             }
             if row > 0 {
                 let mut unsorted = timestamps.clone();
                 unsorted[row] = -1;
-                let fused = scan_curve(&unsorted, &vec![1.0; n], &mut out).unwrap_err();
+                let fused = scan_checked(&unsorted, &vec![1.0; n], 0.0, &mut out).unwrap_err();
                 let separate = check_curve(&unsorted, &vec![1.0; n]).unwrap_err();
                 assert_eq!(fused.to_string(), separate.to_string());
                 assert!(fused.to_string().contains(&format!("row {row}")), "{fused}");
             }
         }
-        assert!(scan_curve(&[], &[], &mut out).is_err());
-        assert!(scan_curve(&[1], &[1.0, 2.0], &mut out).is_err());
+        assert!(scan_checked(&[], &[], 0.0, &mut out).is_err());
+        assert!(scan_checked(&[1], &[1.0, 2.0], 0.0, &mut out).is_err());
     }
 }

@@ -36,11 +36,14 @@
 //! name to `{"reason": ..., "message": ...}`.
 //!
 //! # Speed
-//! [`Metrics::compute`] over 1M points reuses one buffer per thread (the returns) and
-//! makes one pass over the curve (checks, returns blocked by sign, the drawdown episode
-//! and its recovery; see `curve.rs`), one over the nonzero returns (sum, extremes), one
-//! for the centered moments, and two O(n) selections (`select_nth_unstable`) for the
-//! percentiles; nothing is sorted.
+//! [`Metrics::compute`] makes one pass over the curve (`curve.rs`): per block of 256
+//! points, in the L1 cache, the returns, the checks, the drawdown episode and its
+//! recovery, the centered moments merged block by block (`moments.rs`), and the tail
+//! statistics (`tails.rs`: counts below brackets placed by a sample, and copies of
+//! the few percent of the returns inside them to a buffer the thread reuses); then
+//! O(n) selections (`select_nth_unstable`) among the copies; nothing is sorted and
+//! the returns are never stored. The pass is compiled twice, for the baseline x86-64
+//! and for AVX2 (chosen at run time; the same bits either way).
 //!
 //! Hand-written rather than taken from a crate: no Rust crate implements empyrical's
 //! exact conventions (ddof, Sortino's all-period downside, CVaR's tail count), which
@@ -48,8 +51,10 @@
 
 mod curve;
 pub(crate) mod drawdown;
+mod moments;
 mod returns;
 mod summary;
+mod tails;
 mod trades;
 pub(crate) mod undefined;
 

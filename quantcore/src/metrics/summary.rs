@@ -2,9 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::curve::scan_curve;
+use super::curve::{TimestampOrder, scan_curve};
 use super::drawdown::DrawdownPeriod;
-use super::returns::{FirstPass, Moments, Tails, cagr_from_growth, calmar_from};
+use super::returns::{cagr_from_growth, calmar_from};
 use super::trades::TradeStats;
 use super::undefined::{Metric, Undefined, metric_struct};
 use crate::error::{Error, Result};
@@ -98,9 +98,6 @@ fn with_scratch<T>(f: impl FnOnce(&mut Vec<f64>) -> T) -> T {
     })
 }
 
-/// Tail probability of the VaR and CVaR in [`Metrics`] (95% confidence).
-const VAR_CUTOFF: f64 = 0.05;
-
 metric_struct! {
     /// Every return, risk and trade statistic of a run, computed by [`Metrics::compute`].
     ///
@@ -183,9 +180,9 @@ impl Metrics {
     /// `timestamps` (Unix seconds, non-decreasing) and `equity` have one entry per
     /// point; `equity[0]` is the starting capital, and returns are
     /// `equity[t] / equity[t - 1] - 1`. `trade_pnls` may be empty. Cost: one pass over
-    /// the curve (checks, returns, drawdown), then a few over the returns, kept in a
-    /// buffer the thread reuses, blocked by sign and reordered for the percentiles by
-    /// O(n) selection inside one block; no sorting.
+    /// the curve (checks, returns, moments, drawdown, tails), which keeps no more than
+    /// the few percent of the returns near the percentiles, in a buffer the thread
+    /// reuses; then O(n) selections among those; no sorting.
     ///
     /// # Errors
     /// [`Error::InvalidParameter`] for a bad config; [`Error::LengthMismatch`] when the
@@ -198,15 +195,64 @@ impl Metrics {
         trade_pnls: &[f64],
         config: &MetricsConfig,
     ) -> Result<Metrics> {
+        Metrics::compute_with(
+            timestamps,
+            equity,
+            trade_pnls,
+            config,
+            TimestampOrder::Check,
+        )
+    }
+
+    /// [`compute`](Self::compute) for timestamps the caller guarantees to be
+    /// non-decreasing (e.g. one per bar of a validated [`BarSeries`](crate::BarSeries),
+    /// the starting capital at the first bar's time): the pass over the curve does not
+    /// read them (8 MB on a million points) but for the drawdown's dates. Everything
+    /// else is checked as in `compute`, with the same errors.
+    ///
+    /// Unsorted timestamps are a bug of the caller: a debug build panics on them, a
+    /// release build returns metrics as if they were sorted (the durations in seconds
+    /// of the drawdown may then be negative).
+    ///
+    /// # Errors
+    /// As [`compute`](Self::compute), but for [`Error::UnsortedTimestamps`], which the
+    /// fast path never returns (the slow path, taken on a bad equity value or on a
+    /// valid curve whose returns overflow, still checks the order).
+    #[allow(
+        dead_code,
+        reason = "the backtester's entry, wired in backtest/engine.rs"
+    )]
+    pub(crate) fn compute_with_sorted_timestamps(
+        timestamps: &[i64],
+        equity: &[f64],
+        trade_pnls: &[f64],
+        config: &MetricsConfig,
+    ) -> Result<Metrics> {
+        debug_assert!(
+            timestamps.windows(2).all(|w| w[0] <= w[1]),
+            "compute_with_sorted_timestamps: unsorted timestamps"
+        );
+        Metrics::compute_with(
+            timestamps,
+            equity,
+            trade_pnls,
+            config,
+            TimestampOrder::Trusted,
+        )
+    }
+
+    fn compute_with(
+        timestamps: &[i64],
+        equity: &[f64],
+        trade_pnls: &[f64],
+        config: &MetricsConfig,
+        order: TimestampOrder,
+    ) -> Result<Metrics> {
         config.validate()?;
-        let (curve, moments, tails) = with_scratch(|returns| {
-            let curve = scan_curve(timestamps, equity, returns)?;
-            let cuts = [curve.zero_start, curve.positive_start];
-            let first = FirstPass::of_blocks(returns, cuts[0], cuts[1]);
-            let moments = Moments::after(first, returns, config.sortino_target);
-            let tails = Tails::of_blocks(returns, VAR_CUTOFF, &cuts);
-            Ok::<_, Error>((curve, moments, tails))
+        let curve = with_scratch(|buffer| {
+            scan_curve(timestamps, equity, config.sortino_target, order, buffer)
         })?;
+        let (moments, tails) = (curve.moments, curve.tails);
         let trades = TradeStats::compute(trade_pnls)?;
         let ppy = config.periods_per_year;
         let n_periods = moments.n;
@@ -495,7 +541,8 @@ mod tests {
         config: &MetricsConfig,
     ) -> Result<Metrics> {
         use crate::metrics::drawdown::{check_curve, max_drawdown_period};
-        use crate::metrics::returns::{reference_moments, returns_by_sign};
+        use crate::metrics::returns::{Tails, reference_moments, returns_by_sign};
+        use crate::metrics::tails::VAR_CUTOFF;
 
         config.validate()?;
         check_curve(timestamps, equity)?;
@@ -554,20 +601,66 @@ mod tests {
         })
     }
 
-    /// Asserts that `compute` and the reference agree bit for bit: the same metrics
-    /// (`Debug` prints every `f64` in its shortest round-trip form, so equal text is
-    /// equal bits, `-0.0` included, and a NaN equals a NaN) or the same error.
+    /// Asserts that `compute` and the reference agree: the same error, or the same
+    /// metrics, bit for bit but for those from the moments and the CVaR, whose sums
+    /// now run in another order (by blocks merged, see `moments.rs`; the CVaR's
+    /// lowest returns in the order the pass meets them). Those must give the same
+    /// reason when undefined and agree to `1e-9` of `max(|value|, 1)` for the
+    /// dimensionless ones (Sharpe, Sortino, skewness, kurtosis), of `|value|` (and
+    /// `1e-15`) for the others: far looser than the few ulps of the moments' own
+    /// tests (`curve.rs`, `moments.rs`, against the scale of each sum), since a ratio
+    /// can magnify them (a Sharpe ratio whose mean nearly cancels), yet a wrong
+    /// formula or a lost return misses by many orders more. The rest (`Debug` prints
+    /// every `f64` in its shortest round-trip form: equal text is equal bits) must
+    /// match exactly, VaR and tail ratio included.
     fn assert_same_as_reference(
         timestamps: &[i64],
         equity: &[f64],
         trade_pnls: &[f64],
         config: &MetricsConfig,
     ) {
+        use crate::metrics::curve::tests::near_metric;
         let fused = Metrics::compute(timestamps, equity, trade_pnls, config);
         let reference = reference_compute(timestamps, equity, trade_pnls, config);
         match (&fused, &reference) {
             (Ok(fused), Ok(reference)) => {
-                assert_eq!(format!("{fused:?}"), format!("{reference:?}"));
+                let ratio = |a: Metric, b: Metric| {
+                    let scale = b.map_or(1.0, |b| b.abs().max(1.0));
+                    assert!(near_metric(a, b, 1e-9 * scale), "{a:?} vs {b:?}");
+                };
+                let value = |a: Metric, b: Metric| {
+                    let scale = b.map_or(0.0, f64::abs);
+                    assert!(near_metric(a, b, 1e-9 * scale + 1e-15), "{a:?} vs {b:?}");
+                };
+                value(
+                    fused.annualized_mean_return,
+                    reference.annualized_mean_return,
+                );
+                value(fused.volatility, reference.volatility);
+                value(fused.downside_deviation, reference.downside_deviation);
+                value(
+                    fused.conditional_value_at_risk_95,
+                    reference.conditional_value_at_risk_95,
+                );
+                ratio(fused.sharpe_ratio, reference.sharpe_ratio);
+                ratio(fused.sortino_ratio, reference.sortino_ratio);
+                ratio(fused.skewness, reference.skewness);
+                ratio(fused.excess_kurtosis, reference.excess_kurtosis);
+                let rest = |m: &Metrics| Metrics {
+                    annualized_mean_return: Ok(0.0),
+                    volatility: Ok(0.0),
+                    downside_deviation: Ok(0.0),
+                    conditional_value_at_risk_95: Ok(0.0),
+                    sharpe_ratio: Ok(0.0),
+                    sortino_ratio: Ok(0.0),
+                    skewness: Ok(0.0),
+                    excess_kurtosis: Ok(0.0),
+                    ..m.clone()
+                };
+                assert_eq!(
+                    format!("{:?}", rest(fused)),
+                    format!("{:?}", rest(reference))
+                );
             }
             (Err(fused), Err(reference)) => {
                 assert_eq!(format!("{fused:?}"), format!("{reference:?}"));
@@ -726,6 +819,19 @@ mod tests {
         for equity in [&long[..], &flat_then_fall, &middle, &long[..10]] {
             assert_same_as_reference(&days(equity.len()), equity, &[], &config);
         }
+    }
+
+    #[test]
+    fn sorted_timestamps_entry_gives_the_same_metrics() {
+        let (ts, equity) = sample();
+        let config = MetricsConfig::default();
+        let checked = Metrics::compute(&ts, &equity, &[1.0], &config).unwrap();
+        let trusted = Metrics::compute_with_sorted_timestamps(&ts, &equity, &[1.0], &config);
+        assert_eq!(format!("{checked:?}"), format!("{:?}", trusted.unwrap()));
+        // the equity is still checked, with the same error
+        let err = Metrics::compute_with_sorted_timestamps(&days(3), &[1.0, 0.0, 1.0], &[], &config)
+            .unwrap_err();
+        assert_eq!(err.to_string(), "row 1: equity must be positive, was 0");
     }
 
     #[test]
