@@ -410,8 +410,14 @@ impl<'c> Engine<'c> {
             self.orders.sort_by_key(|order| order.id);
         }
         let trade_pnls = self.portfolio.round_trip_pnls();
-        let metrics =
-            Metrics::compute(&timestamps, &self.equity, &trade_pnls, &self.config.metrics)?;
+        // The timestamps are a validated series' (strictly increasing, the first
+        // repeated) or the union of several, in order: no need to read them again.
+        let metrics = Metrics::compute_with_sorted_timestamps(
+            &timestamps,
+            &self.equity,
+            &trade_pnls,
+            &self.config.metrics,
+        )?;
         let last = timestamps[timestamps.len() - 1];
         let symbols = self
             .portfolio

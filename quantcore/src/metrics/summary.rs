@@ -218,10 +218,6 @@ impl Metrics {
     /// As [`compute`](Self::compute), but for [`Error::UnsortedTimestamps`], which the
     /// fast path never returns (the slow path, taken on a bad equity value or on a
     /// valid curve whose returns overflow, still checks the order).
-    #[allow(
-        dead_code,
-        reason = "the backtester's entry, wired in backtest/engine.rs"
-    )]
     pub(crate) fn compute_with_sorted_timestamps(
         timestamps: &[i64],
         equity: &[f64],
