@@ -269,8 +269,9 @@ impl MomentumStrategy {
     /// running sums and countdowns in locals, and the rule reduced to the comparisons
     /// that stop the scan (`ABOVE` for `fast > slow`, `BELOW` for `fast < slow`,
     /// `NEITHER` otherwise). The same operations in the same order as `update`, so
-    /// the same bits.
-    #[inline(always)]
+    /// the same bits. Not inlined: each of the eight loops gets the registers to itself
+    /// (inlined into `fast_forward`, they spilled).
+    #[inline(never)]
     fn steady<const ABOVE: bool, const BELOW: bool, const NEITHER: bool>(
         &mut self,
         first: History<'_>,
