@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::backtest::strategy::{Ahead, Context, Decision, FastForward, Strategy};
+use crate::backtest::strategy::{Ahead, Context, Decision, FastForward, History, Strategy};
 use crate::error::{Error, Result};
 use crate::features::window_sum;
 
@@ -214,23 +214,148 @@ impl MomentumStrategy {
         let (Some(fast), Some(slow)) = (fast, slow) else {
             return Decision::hold();
         };
-        if fast > slow {
-            if held > 0.0 {
-                Decision::hold()
-            } else {
-                Decision::enter_long()
+        rule(fast, slow, held, self.params.allow_short)
+    }
+}
+
+impl MomentumStrategy {
+    /// [`fast_forward`](Strategy::fast_forward)'s scan: the bars ahead through the
+    /// per-bar [`decide`](Self::decide) until both averages are warmed up and in step
+    /// with the history, then through [`steady`](Self::steady), specialized for the
+    /// comparisons that stop the scan with `held` units.
+    #[inline(always)]
+    fn scan(&mut self, mut ahead: Ahead<'_>, held: f64) -> FastForward {
+        let first = loop {
+            let Some(history) = ahead.next() else {
+                return FastForward::HoldsToEnd;
+            };
+            let closes = history.close();
+            if self.is_steady(closes.len()) {
+                break history;
             }
-        } else if fast < slow && self.params.allow_short {
-            if held < 0.0 {
-                Decision::hold()
-            } else {
-                Decision::enter_short()
+            let decision = self.decide(closes, held);
+            if !decision.is_hold() {
+                return FastForward::DecidesAt {
+                    index: history.index(),
+                    decision,
+                };
             }
-        } else if held != 0.0 {
-            Decision::close()
-        } else {
-            Decision::hold()
+        };
+        // Which comparisons of the averages make the rule act, from the rule itself.
+        let allow_short = self.params.allow_short;
+        let stops = |fast: f64, slow: f64| !rule(fast, slow, held, allow_short).is_hold();
+        match (stops(1.0, 0.0), stops(0.0, 1.0), stops(0.0, 0.0)) {
+            (false, false, false) => self.steady::<false, false, false>(first, ahead, held),
+            (false, false, true) => self.steady::<false, false, true>(first, ahead, held),
+            (false, true, false) => self.steady::<false, true, false>(first, ahead, held),
+            (false, true, true) => self.steady::<false, true, true>(first, ahead, held),
+            (true, false, false) => self.steady::<true, false, false>(first, ahead, held),
+            (true, false, true) => self.steady::<true, false, true>(first, ahead, held),
+            (true, true, false) => self.steady::<true, true, false>(first, ahead, held),
+            (true, true, true) => self.steady::<true, true, true>(first, ahead, held),
         }
+    }
+
+    /// True when the next update, with a history of `n` closes, is the next bar of
+    /// both averages and both are past their warm-up: the case [`steady`](Self::steady)
+    /// handles.
+    #[inline(always)]
+    fn is_steady(&self, n: usize) -> bool {
+        n == self.fast.seen + 1 && n == self.slow.seen + 1 && n > self.slow.period
+    }
+
+    /// [`WindowSma::update`] of both averages and the rule, on bars where
+    /// [`is_steady`](Self::is_steady) holds (it then holds on every later bar): the
+    /// running sums and countdowns in locals, and the rule reduced to the comparisons
+    /// that stop the scan (`ABOVE` for `fast > slow`, `BELOW` for `fast < slow`,
+    /// `NEITHER` otherwise). The same operations in the same order as `update`, so
+    /// the same bits. Not inlined: each of the eight loops gets the registers to itself
+    /// (inlined into `fast_forward`, they spilled).
+    #[inline(never)]
+    fn steady<const ABOVE: bool, const BELOW: bool, const NEITHER: bool>(
+        &mut self,
+        first: History<'_>,
+        mut ahead: Ahead<'_>,
+        held: f64,
+    ) -> FastForward {
+        let (fast_period, slow_period) = (self.fast.period, self.slow.period);
+        let (fast_inverse, slow_inverse) = (self.fast.inverse_period, self.slow.inverse_period);
+        let (mut fast_sum, mut slow_sum) = (self.fast.sum, self.slow.sum);
+        let (mut fast_until, mut slow_until) = (self.fast.until_resum, self.slow.until_resum);
+        let mut history = first;
+        let answer = loop {
+            let closes = history.close();
+            let n = closes.len();
+            let x = closes[n - 1];
+            fast_until -= 1;
+            fast_sum = if fast_until == 0 {
+                fast_until = fast_period;
+                window_sum(&closes[n - fast_period..])
+            } else {
+                fast_sum + (x - closes[n - 1 - fast_period])
+            };
+            slow_until -= 1;
+            slow_sum = if slow_until == 0 {
+                slow_until = slow_period;
+                window_sum(&closes[n - slow_period..])
+            } else {
+                slow_sum + (x - closes[n - 1 - slow_period])
+            };
+            let (fast, slow) = (fast_sum * fast_inverse, slow_sum * slow_inverse);
+            let stop = if fast > slow {
+                ABOVE
+            } else if fast < slow {
+                BELOW
+            } else {
+                NEITHER
+            };
+            if stop {
+                break FastForward::DecidesAt {
+                    index: history.index(),
+                    decision: rule(fast, slow, held, self.params.allow_short),
+                };
+            }
+            match ahead.next() {
+                Some(next) => history = next,
+                None => break FastForward::HoldsToEnd,
+            }
+        };
+        let seen = history.len();
+        self.fast = WindowSma {
+            sum: fast_sum,
+            seen,
+            until_resum: fast_until,
+            ..self.fast
+        };
+        self.slow = WindowSma {
+            sum: slow_sum,
+            seen,
+            until_resum: slow_until,
+            ..self.slow
+        };
+        answer
+    }
+}
+
+/// The crossover rule on warmed-up averages with `held` units.
+#[inline(always)]
+fn rule(fast: f64, slow: f64, held: f64, allow_short: bool) -> Decision {
+    if fast > slow {
+        if held > 0.0 {
+            Decision::hold()
+        } else {
+            Decision::enter_long()
+        }
+    } else if fast < slow && allow_short {
+        if held < 0.0 {
+            Decision::hold()
+        } else {
+            Decision::enter_short()
+        }
+    } else if held != 0.0 {
+        Decision::close()
+    } else {
+        Decision::hold()
     }
 }
 
@@ -241,15 +366,15 @@ impl Strategy for MomentumStrategy {
     }
 
     /// The averages and the position decide, never the marks: runs the shared rule
-    /// over the bars ahead with the current position.
+    /// over the bars ahead with the current position, through
+    /// [`scan`](MomentumStrategy::scan).
     #[inline(never)]
     fn fast_forward(&mut self, ctx: &Context<'_>, ahead: Ahead<'_>) -> FastForward {
         let held = ctx.position().quantity;
-        // The scan runs on a local copy, written back once, in a function of its own:
-        // the running sums then stay in registers instead of a store and reload per bar
-        // on their dependency chain.
+        // The scan runs on a local copy, written back once: the running sums then stay
+        // in registers instead of a store and reload per bar on their dependency chain.
         let mut scan = self.clone();
-        let answer = ahead.until_decision(|history| scan.decide(history.close(), held));
+        let answer = scan.scan(ahead, held);
         *self = scan;
         answer
     }
@@ -265,6 +390,7 @@ impl Strategy for MomentumStrategy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backtest::strategy::Action;
     use crate::backtest::strategy::History;
     use crate::data::BarSeries;
     use crate::execution::Fill;
@@ -395,6 +521,162 @@ mod tests {
         let mean = closes[7..10].iter().sum::<f64>() / 3.0;
         assert!((skipped - mean).abs() < 1e-9 * mean);
         assert_eq!(window.update(&closes[..2]), None); // back to a short history
+    }
+
+    /// The state of both averages, bit for bit.
+    fn state_bits(m: &MomentumStrategy) -> [u64; 6] {
+        let [f, s] = [m.fast, m.slow];
+        [f.sum.to_bits(), f.seen as u64, f.until_resum as u64]
+            .into_iter()
+            .chain([s.sum.to_bits(), s.seen as u64, s.until_resum as u64])
+            .collect::<Vec<_>>()
+            .try_into()
+            .unwrap()
+    }
+
+    /// A portfolio holding `held` units of its one symbol.
+    fn holding(held: f64) -> (Portfolio, crate::order::SymbolId) {
+        let mut p = Portfolio::new(1e9).unwrap().with_short_selling(true);
+        let x = p.register(Instrument::new("X")).unwrap();
+        if held != 0.0 {
+            let side = if held > 0.0 { Side::Buy } else { Side::Sell };
+            p.apply_fill(&Fill {
+                order_id: 1,
+                symbol: x,
+                side,
+                quantity: held.abs(),
+                price: 1.0,
+                commission: 0.0,
+                timestamp: 0,
+            })
+            .unwrap();
+        }
+        (p, x)
+    }
+
+    /// Closes of one of three kinds: a random walk, small integers (exact sums and
+    /// many equal averages) or runs of one price (equal averages).
+    fn random_closes(rng: &mut rand::rngs::StdRng, len: usize, kind: usize) -> Vec<f64> {
+        use rand::Rng;
+        let mut price = 100.0;
+        (0..len)
+            .map(|_| match kind {
+                0 => {
+                    price *= 1.0 + rng.gen_range(-0.02..0.02);
+                    price
+                }
+                1 => f64::from(rng.gen_range(1..4)),
+                _ => {
+                    if rng.gen_bool(0.1) {
+                        price = f64::from(rng.gen_range(90..110)) * 0.1;
+                    }
+                    price
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn fast_forward_matches_the_per_bar_rule_bit_for_bit() {
+        use rand::{Rng, SeedableRng, rngs::StdRng};
+        let mut rng = StdRng::seed_from_u64(17);
+        let fixed = [
+            (1, 2),
+            (1, 5),
+            (2, 3),
+            (3, 7),
+            (10, 11),
+            (10, 50),
+            (49, 50),
+            (5, 200),
+            (199, 200),
+        ];
+        let mut decisions = [0usize; 3];
+        for case in 0..600 {
+            let (fast, slow) = match fixed.get(case % 12) {
+                Some(&pair) => pair,
+                None => {
+                    let fast = rng.gen_range(1..40);
+                    (fast, fast + rng.gen_range(1..60))
+                }
+            };
+            let len = rng.gen_range(1..=3 * slow + 40);
+            let closes = random_closes(&mut rng, len, case % 3);
+            let s = series(&closes);
+            let allow_short = rng.gen_bool(0.5);
+            let mut fast_path = MomentumStrategy::new(fast, slow)
+                .unwrap()
+                .with_short(allow_short);
+            // A history before the scan: `on_bar` over the first bars.
+            let warm = rng.gen_range(0..=len);
+            for i in 0..warm {
+                fast_path.decide(&closes[..=i], 0.0);
+            }
+            let mut reference = fast_path.clone();
+            // Start right after that history, or anywhere (a resync).
+            let mut row = if rng.gen_bool(0.7) {
+                warm
+            } else {
+                rng.gen_range(0..len)
+            };
+            let mut held = [-2.0, 0.0, 3.0][rng.gen_range(0..3)];
+            let mut calls = 0;
+            while row < len && calls < 200 {
+                calls += 1;
+                let at = format!(
+                    "case {case} ({fast}, {slow}) short {allow_short} row {row} held {held}"
+                );
+                let (p, x) = holding(held);
+                let ctx = Context::new(History::new(&s, row), &p, x);
+                let got = fast_path.fast_forward(&ctx, Ahead::new(&s, row));
+                let expected =
+                    Ahead::new(&s, row).until_decision(|h| reference.decide(h.close(), held));
+                assert_eq!(got, expected, "{at}");
+                assert_eq!(state_bits(&fast_path), state_bits(&reference), "{at}");
+                let FastForward::DecidesAt { index, decision } = got else {
+                    assert_eq!(got, FastForward::HoldsToEnd, "{at}");
+                    assert_eq!(fast_path.fast.seen, len, "{at}");
+                    break;
+                };
+                held = match decision.action {
+                    Action::Enter { side: Side::Buy } => 3.0,
+                    Action::Enter { side: Side::Sell } => -2.0,
+                    _ => 0.0,
+                };
+                decisions[usize::from(held > 0.0) + usize::from(held >= 0.0)] += 1;
+                row = match rng.gen_range(0..5) {
+                    // The engine's pattern: `on_bar` on the next bar (an order waits
+                    // for its open), then the fast path.
+                    0 | 1 if index + 1 < len => {
+                        let next = &closes[..=index + 1];
+                        assert_eq!(fast_path.decide(next, held), reference.decide(next, held));
+                        index + 2
+                    }
+                    2 => index + 1,
+                    3 => index + 3,
+                    _ => rng.gen_range(0..len),
+                };
+            }
+        }
+        // Every kind of decision was reached many times.
+        assert!(decisions.iter().all(|&count| count > 100), "{decisions:?}");
+        // A position of -0 and a NaN one (never in a portfolio, but the rule has an
+        // answer for them).
+        for held in [-0.0, f64::NAN] {
+            let closes = random_closes(&mut rng, 300, 2);
+            let s = series(&closes);
+            for short in [false, true] {
+                let mut fast_path = MomentumStrategy::new(3, 8).unwrap().with_short(short);
+                let mut reference = fast_path.clone();
+                for row in [0, 5, 20, 100] {
+                    let got = fast_path.scan(Ahead::new(&s, row), held);
+                    let expected =
+                        Ahead::new(&s, row).until_decision(|h| reference.decide(h.close(), held));
+                    assert_eq!(got, expected);
+                    assert_eq!(state_bits(&fast_path), state_bits(&reference));
+                }
+            }
+        }
     }
 
     #[test]
