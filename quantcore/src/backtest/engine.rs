@@ -79,6 +79,7 @@ use crate::data::{Bar, BarSeries};
 use crate::error::{Error, Result};
 use crate::execution::{Fill, OrderOutcome};
 use crate::metrics::Metrics;
+use crate::metrics::feed::{CurveFeed, CurveWriter};
 use crate::order::{
     Instrument, Order, Side, SizingInput, SymbolId, max_affordable_quantity, quantities_equal,
     validate_order,
@@ -159,49 +160,140 @@ impl Backtester {
         }
         strategy.start(1)?;
         let bar_timestamps = series.timestamps();
-        let mut timestamps = Vec::with_capacity(bar_timestamps.len() + 1);
-        timestamps.push(bar_timestamps[0]);
         let n = bar_timestamps.len();
-        let close = series.close();
-        let mut engine = Engine::new(&self.config, [name], n + 1)?;
-        let mut row = 0;
-        while row < n {
-            // Copied here rather than up front: the bar's timestamp is then in cache
-            // when an order needs it, instead of a cache miss per order.
-            timestamps.push(bar_timestamps[row]);
-            engine.before_close(0, series, row)?;
-            engine.mark_close(0, series, row);
-            if engine.is_quiet(0) {
-                let ctx = engine.context(0, series, row);
-                match strategy.fast_forward(&ctx, Ahead::new(series, row)) {
-                    FastForward::Unsupported => {}
-                    FastForward::HoldsToEnd => {
-                        engine.record_held(&close[row..]);
-                        timestamps.extend_from_slice(&bar_timestamps[row + 1..]);
-                        engine.mark_close(0, series, n - 1);
-                        break;
-                    }
-                    FastForward::DecidesAt { index, decision } => {
-                        if !(row..n).contains(&index) {
-                            return Err(engine.fast_forward_out_of_range(row, index));
+        self.measured(n + 1, |curve| {
+            let mut timestamps = Vec::with_capacity(n + 1);
+            timestamps.push(bar_timestamps[0]);
+            let close = series.close();
+            let mut engine = Engine::new(&self.config, [name], curve)?;
+            let mut row = 0;
+            while row < n {
+                // Copied here rather than up front: the bar's timestamp is then in cache
+                // when an order needs it, instead of a cache miss per order.
+                timestamps.push(bar_timestamps[row]);
+                engine.before_close(0, series, row)?;
+                engine.mark_close(0, series, row);
+                if engine.is_quiet(0) {
+                    let ctx = engine.context(0, series, row);
+                    match strategy.fast_forward(&ctx, Ahead::new(series, row)) {
+                        FastForward::Unsupported => {}
+                        FastForward::HoldsToEnd => {
+                            engine.record_held(&close[row..]);
+                            timestamps.extend_from_slice(&bar_timestamps[row + 1..]);
+                            engine.mark_close(0, series, n - 1);
+                            break;
                         }
-                        engine.record_held(&close[row..index]);
-                        timestamps.extend_from_slice(&bar_timestamps[row + 1..=index]);
-                        engine.mark_close(0, series, index);
-                        if !decision.is_hold() {
-                            engine.act(0, series, index, decision)?;
+                        FastForward::DecidesAt { index, decision } => {
+                            if !(row..n).contains(&index) {
+                                return Err(engine.fast_forward_out_of_range(row, index));
+                            }
+                            engine.record_held(&close[row..index]);
+                            timestamps.extend_from_slice(&bar_timestamps[row + 1..=index]);
+                            engine.mark_close(0, series, index);
+                            if !decision.is_hold() {
+                                engine.act(0, series, index, decision)?;
+                            }
+                            engine.record_equity();
+                            row = index + 1;
+                            continue;
                         }
-                        engine.record_equity();
-                        row = index + 1;
-                        continue;
                     }
                 }
+                engine.decide(0, series, row, strategy)?;
+                engine.record_equity();
+                row += 1;
             }
-            engine.decide(0, series, row, strategy)?;
-            engine.record_equity();
-            row += 1;
+            Ok((engine.into_records(), timestamps))
+        })
+    }
+
+    /// Runs `simulate`, which writes a curve of at most `points` points to the writer
+    /// it is given and returns the run's records and the curve's timestamps, and
+    /// computes the metrics of that curve.
+    ///
+    /// On a long curve, when the global rayon pool has a second thread and this thread
+    /// is not one of its workers (a sweep keeps them busy with runs of its own), the
+    /// metrics' pass over the curve runs on that second thread *while* the simulation
+    /// writes the curve ([`CurveFeed`]), and only the tails are left when the curve is
+    /// complete. The metrics are the same, bit for bit, either way (a test checks).
+    pub(crate) fn measured(
+        &self,
+        points: usize,
+        simulate: impl FnOnce(CurveWriter<'_>) -> Result<(Records, Vec<i64>)>,
+    ) -> Result<BacktestResult> {
+        let feed = CurveFeed::with_capacity(points);
+        let config = &self.config.metrics;
+        let ((records, timestamps), pass) = if overlaps(points) {
+            let mut pass = None;
+            let run = rayon::in_place_scope(|scope| {
+                scope.spawn(|_| pass = Some(Metrics::scan_feed(&feed, config)));
+                simulate(feed.writer())
+            });
+            (run?, pass)
+        } else {
+            (simulate(feed.writer())?, None)
+        };
+        let equity = feed.into_vec();
+        debug_assert_eq!(timestamps.len(), equity.len());
+        let trade_pnls = records.portfolio.round_trip_pnls();
+        // The timestamps are a validated series' (strictly increasing, the first
+        // repeated) or the union of several, in order: no need to read them again.
+        let metrics = match pass {
+            Some(pass) => Metrics::from_feed(pass, &timestamps, &equity, &trade_pnls, config)?,
+            None => {
+                Metrics::compute_with_sorted_timestamps(&timestamps, &equity, &trade_pnls, config)?
+            }
+        };
+        Ok(records.result(timestamps, equity, metrics))
+    }
+}
+
+/// Curves from this many points have their metrics computed while they are written
+/// (see [`Backtester::measured`]): waking the second thread costs some tens of
+/// microseconds, the pass about 3 ns a point.
+const OVERLAP_FROM: usize = 1 << 16;
+
+/// True when a run of `points` points computes its metrics on a second thread.
+fn overlaps(points: usize) -> bool {
+    points >= OVERLAP_FROM
+        && rayon::current_thread_index().is_none()
+        && rayon::current_num_threads() > 1
+}
+
+/// What a run leaves besides its curve: the portfolio and the records.
+pub(crate) struct Records {
+    portfolio: Portfolio,
+    orders: Vec<Order>,
+    fills: Vec<Fill>,
+    exits: Vec<ExitEvent>,
+    zero_size_decisions: usize,
+}
+
+impl Records {
+    /// The run's result; `timestamps` has one entry per point of `equity`.
+    fn result(self, timestamps: Vec<i64>, equity: Vec<f64>, metrics: Metrics) -> BacktestResult {
+        let last = timestamps[timestamps.len() - 1];
+        let symbols = self
+            .portfolio
+            .instruments()
+            .iter()
+            .map(|(_, instrument)| instrument.symbol.clone())
+            .collect();
+        let final_snapshot = self.portfolio.snapshot(last);
+        let final_positions = self.portfolio.positions().to_vec();
+        BacktestResult {
+            symbols,
+            final_snapshot,
+            final_positions,
+            trades: self.portfolio.into_round_trips(),
+            timestamps,
+            equity,
+            orders: self.orders,
+            fills: self.fills,
+            exits: self.exits,
+            zero_size_decisions: self.zero_size_decisions,
+            metrics,
         }
-        engine.finish(timestamps)
     }
 }
 
@@ -245,6 +337,8 @@ impl Leg {
 /// The state of one run: the portfolio, per-symbol slots and the records.
 pub(crate) struct Engine<'c> {
     config: &'c BacktestConfig,
+    /// The equity curve, one point per recorded bar after the initial capital.
+    equity: CurveWriter<'c>,
     portfolio: Portfolio,
     slots: Vec<Slot>,
     orders: Vec<Order>,
@@ -252,17 +346,16 @@ pub(crate) struct Engine<'c> {
     exits: Vec<ExitEvent>,
     next_order_id: u64,
     zero_size_decisions: usize,
-    equity: Vec<f64>,
     kill_switch: bool,
 }
 
 impl<'c> Engine<'c> {
     /// A fresh portfolio with one instrument per name (ids in order), and the equity
-    /// curve preallocated for `points` points with the initial capital recorded.
+    /// curve written to `equity`, from the initial capital on.
     pub(crate) fn new<'n>(
         config: &'c BacktestConfig,
         names: impl IntoIterator<Item = &'n str>,
-        points: usize,
+        mut equity: CurveWriter<'c>,
     ) -> Result<Self> {
         let mut portfolio = Portfolio::new(config.initial_capital)?
             .with_short_selling(config.risk_limits.allow_short);
@@ -276,10 +369,10 @@ impl<'c> Engine<'c> {
             portfolio.register(instrument)?;
             slots.push(Slot::default());
         }
-        let mut equity = Vec::with_capacity(points);
         equity.push(config.initial_capital);
         Ok(Engine {
             config,
+            equity,
             portfolio,
             slots,
             orders: Vec::new(),
@@ -287,7 +380,6 @@ impl<'c> Engine<'c> {
             exits: Vec::new(),
             next_order_id: 1,
             zero_size_decisions: 0,
-            equity,
             kill_switch: config.risk_limits.max_drawdown.is_some(),
         })
     }
@@ -371,8 +463,7 @@ impl<'c> Engine<'c> {
         debug_assert_eq!(self.portfolio.positions().len(), 1);
         let cash = self.portfolio.cash();
         let quantity = self.portfolio.positions()[0].quantity;
-        self.equity
-            .extend(close.iter().map(|&price| cash + quantity * price));
+        self.equity.extend_held(cash, quantity, close);
     }
 
     #[cold]
@@ -398,9 +489,8 @@ impl<'c> Engine<'c> {
         }
     }
 
-    /// The run's result; `timestamps` has one entry per recorded equity point.
-    pub(crate) fn finish(mut self, timestamps: Vec<i64>) -> Result<BacktestResult> {
-        debug_assert_eq!(timestamps.len(), self.equity.len());
+    /// The records of the run, the orders in id order; the curve is complete.
+    pub(crate) fn into_records(mut self) -> Records {
         for slot in &mut self.slots {
             self.orders.append(&mut slot.resting);
         }
@@ -409,37 +499,13 @@ impl<'c> Engine<'c> {
         if !self.orders.is_sorted_by_key(|order| order.id) {
             self.orders.sort_by_key(|order| order.id);
         }
-        let trade_pnls = self.portfolio.round_trip_pnls();
-        // The timestamps are a validated series' (strictly increasing, the first
-        // repeated) or the union of several, in order: no need to read them again.
-        let metrics = Metrics::compute_with_sorted_timestamps(
-            &timestamps,
-            &self.equity,
-            &trade_pnls,
-            &self.config.metrics,
-        )?;
-        let last = timestamps[timestamps.len() - 1];
-        let symbols = self
-            .portfolio
-            .instruments()
-            .iter()
-            .map(|(_, instrument)| instrument.symbol.clone())
-            .collect();
-        let final_snapshot = self.portfolio.snapshot(last);
-        let final_positions = self.portfolio.positions().to_vec();
-        Ok(BacktestResult {
-            symbols,
-            final_snapshot,
-            final_positions,
-            trades: self.portfolio.into_round_trips(),
-            timestamps,
-            equity: self.equity,
+        Records {
+            portfolio: self.portfolio,
             orders: self.orders,
             fills: self.fills,
             exits: self.exits,
             zero_size_decisions: self.zero_size_decisions,
-            metrics,
-        })
+        }
     }
 
     #[cold]
@@ -1430,5 +1496,82 @@ pub(crate) mod tests {
         assert_eq!(statuses[0], "filled");
         assert!(statuses[1].contains("kill switch"), "{statuses:?}");
         assert_eq!(statuses[2], "filled");
+    }
+
+    /// A run long enough to compute its metrics while it writes its curve gives the
+    /// same result, bit for bit, as the same run computing them afterwards (inside a
+    /// rayon worker, where it does not overlap): one symbol through the fast path,
+    /// several symbols, and a run whose strategy fails half-way (the same error, and
+    /// no thread left waiting).
+    #[test]
+    fn metrics_computed_while_the_curve_is_written_are_the_same_bits() {
+        use crate::backtest::MomentumStrategy;
+        use crate::backtest::proptests::random_series;
+        use rand::{SeedableRng, rngs::StdRng};
+
+        let n = 3 * OVERLAP_FROM + 123;
+        if rayon::current_num_threads() > 1 {
+            assert!(overlaps(n + 1));
+        }
+        let one_thread = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        one_thread.install(|| assert!(!overlaps(n + 1)));
+        let mut rng = StdRng::seed_from_u64(3);
+        let series = random_series(&mut rng, n);
+        let other = random_series(&mut rng, n).with_symbol("B");
+        let backtester = Backtester::new(config(FillTiming::NextOpen, 0.001, 0.0, 2.0)).unwrap();
+        let same = |overlapped: Result<BacktestResult>, after: Result<BacktestResult>| {
+            match (overlapped, after) {
+                (Ok(mut overlapped), Ok(after)) => {
+                    // The CVaR's sum may split at other values (see `curve.rs`).
+                    let cvar = |result: &BacktestResult| {
+                        result.metrics.conditional_value_at_risk_95.unwrap()
+                    };
+                    let relative = (cvar(&overlapped) - cvar(&after)).abs() / cvar(&after).abs();
+                    assert!(relative < 1e-12, "{relative}");
+                    overlapped.metrics.conditional_value_at_risk_95 =
+                        after.metrics.conditional_value_at_risk_95;
+                    assert!(overlapped == after);
+                    assert_eq!(
+                        format!("{:?}", overlapped.metrics),
+                        format!("{:?}", after.metrics)
+                    );
+                    overlapped.orders.len()
+                }
+                (Err(overlapped), Err(after)) => {
+                    assert_eq!(overlapped.to_string(), after.to_string());
+                    0
+                }
+                (overlapped, after) => panic!("{overlapped:?} vs {after:?}"),
+            }
+        };
+
+        let momentum = || MomentumStrategy::new(5, 20).unwrap();
+        let orders = same(
+            backtester.run(&series, &mut momentum()),
+            one_thread.install(|| backtester.run(&series, &mut momentum())),
+        );
+        assert!(orders > 1_000, "{orders}");
+        let pair = [series.clone(), other];
+        same(
+            backtester.run_multi(&pair, &mut momentum()),
+            one_thread.install(|| backtester.run_multi(&pair, &mut momentum())),
+        );
+        let failing = || {
+            from_fn(|ctx: &Context<'_>| {
+                if ctx.index() == 100_000 {
+                    Decision::buy_quantity(f64::NAN)
+                } else {
+                    Decision::hold()
+                }
+            })
+        };
+        same(
+            backtester.run(&series, &mut failing()),
+            one_thread.install(|| backtester.run(&series, &mut failing())),
+        );
+        assert!(backtester.run(&series, &mut failing()).is_err());
     }
 }

@@ -98,40 +98,38 @@ impl Backtester {
         }
         strategy.start(series.len())?;
         let union = union_timestamps(series);
-        let mut timestamps = Vec::with_capacity(union.len() + 1);
-        timestamps.push(union[0]);
-        timestamps.extend_from_slice(&union);
-        let mut engine = Engine::new(
-            self.config(),
-            names.iter().map(String::as_str),
-            timestamps.len(),
-        )?;
+        self.measured(union.len() + 1, |curve| {
+            let mut timestamps = Vec::with_capacity(union.len() + 1);
+            timestamps.push(union[0]);
+            timestamps.extend_from_slice(&union);
+            let mut engine = Engine::new(self.config(), names.iter().map(String::as_str), curve)?;
 
-        // `cursor[i]`: the next bar of series i; `active[i]`: its row at this timestamp.
-        let mut cursor = vec![0usize; series.len()];
-        let mut active: Vec<Option<usize>> = vec![None; series.len()];
-        for &t in &union {
-            for (i, s) in series.iter().enumerate() {
-                let row = cursor[i];
-                active[i] = (row < s.len() && s.timestamps()[row] == t).then(|| {
-                    cursor[i] += 1;
-                    row
-                });
-            }
-            for (i, s) in series.iter().enumerate() {
-                if let Some(row) = active[i] {
-                    engine.before_close(i, s, row)?;
-                    engine.mark_close(i, s, row);
+            // `cursor[i]`: the next bar of series i; `active[i]`: its row at this timestamp.
+            let mut cursor = vec![0usize; series.len()];
+            let mut active: Vec<Option<usize>> = vec![None; series.len()];
+            for &t in &union {
+                for (i, s) in series.iter().enumerate() {
+                    let row = cursor[i];
+                    active[i] = (row < s.len() && s.timestamps()[row] == t).then(|| {
+                        cursor[i] += 1;
+                        row
+                    });
                 }
-            }
-            for (i, s) in series.iter().enumerate() {
-                if let Some(row) = active[i] {
-                    engine.decide(i, s, row, strategy)?;
+                for (i, s) in series.iter().enumerate() {
+                    if let Some(row) = active[i] {
+                        engine.before_close(i, s, row)?;
+                        engine.mark_close(i, s, row);
+                    }
                 }
+                for (i, s) in series.iter().enumerate() {
+                    if let Some(row) = active[i] {
+                        engine.decide(i, s, row, strategy)?;
+                    }
+                }
+                engine.record_equity();
             }
-            engine.record_equity();
-        }
-        engine.finish(timestamps)
+            Ok((engine.into_records(), timestamps))
+        })
     }
 }
 

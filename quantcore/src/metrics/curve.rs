@@ -29,9 +29,12 @@
 //! caller vouches for it ([`TimestampOrder::Trusted`]).
 
 use super::drawdown::{DrawdownPeriod, check_curve, check_shape};
+use super::feed::CurveFeed;
 use super::moments::RunningMoments;
 use super::returns::{Moments, Tails};
-use super::tails::{MAX_BLOCK, TailScan, tails_by_selection};
+use super::tails::{
+    MAX_BLOCK, SAMPLE, SAMPLED_FROM, TailScan, tails_by_selection, tails_of_stored,
+};
 use crate::error::Result;
 
 /// Points per block: the block's returns (2 KB) stay in the L1 cache between the
@@ -286,56 +289,13 @@ fn scan<const CHECK_ORDER: bool>(
 ) -> Result<CurvePass> {
     let n = equity.len() - 1;
     let mut tails = TailScan::start(equity, buffer);
-    let mut moments = RunningMoments::new();
-    let mut drawdown = Drawdown::start(equity[0]);
-    let mut valid = valid_equity(equity[0]);
-    let mut sorted = true;
-
-    // Point i + 1 against point i.
-    let (before, after) = (&equity[..n], &equity[1..]);
-    let (times_before, times_after) = (&timestamps[..n], &timestamps[1..]);
+    let mut pass = Pass::start(equity[0]);
     let whole = n - n % BLOCK;
-    let mut block = Block::new();
-    for start in (0..whole).step_by(BLOCK) {
-        let points = &after[start..start + BLOCK];
-        block.fill(points, &before[start..start + BLOCK]);
-        if CHECK_ORDER {
-            sorted &= non_decreasing(
-                &times_after[start..start + BLOCK],
-                &times_before[start..start + BLOCK],
-            );
-        }
-        moments.add_block(&block.returns, target);
-        tails.add_block(&block.returns, buffer);
-        let (runs, _) = points.as_chunks::<RUN>();
-        for ((run, &high), (&low, offset)) in runs
-            .iter()
-            .zip(&block.highs)
-            .zip(block.lows.iter().zip((start + 1..).step_by(RUN)))
-        {
-            if drawdown.may_change(high, low) {
-                for (k, &e) in run.iter().enumerate() {
-                    drawdown.see(offset + k, e);
-                }
-            }
-        }
-    }
-    // The points after the last whole block, one by one into a shorter block.
-    let rest = &mut block.returns[..n - whole];
-    for (k, slot) in rest.iter_mut().enumerate() {
-        let i = whole + k;
-        let e = after[i];
-        if CHECK_ORDER {
-            sorted &= times_after[i] >= times_before[i];
-        }
-        *slot = e / before[i] - 1.0;
-        drawdown.see(i + 1, e);
-    }
-    moments.add_block(rest, target);
-    tails.add_block(rest, buffer);
-    valid &= moments.finite_above_minus_one();
+    let mut count = |_: usize, returns: &[f64]| tails.add_block(returns, buffer);
+    pass.whole_blocks::<CHECK_ORDER>(timestamps, equity, 0, whole, target, &mut count);
+    pass.rest::<CHECK_ORDER>(timestamps, equity, whole, target, &mut count);
 
-    if !(valid & sorted) {
+    if !pass.valid() {
         // Either a bad point, named as the separate check names it, or a valid curve
         // the fast checks could not clear (see the module docs): then go on.
         check_curve(timestamps, equity)?;
@@ -344,13 +304,255 @@ fn scan<const CHECK_ORDER: bool>(
         Some(tails) => tails,
         None => tails_by_selection(equity, buffer),
     };
-    let (max_drawdown, period) = drawdown.finish(timestamps);
-    Ok(CurvePass {
-        moments: moments.finish(),
-        tails,
-        max_drawdown,
-        period,
-    })
+    Ok(pass.finish(tails, timestamps))
+}
+
+/// The state of the pass but for the tails: the moments, the drawdown, the checks.
+struct Pass {
+    moments: RunningMoments,
+    drawdown: Drawdown,
+    /// The first point is valid (the returns vouch for the others).
+    first_valid: bool,
+    /// Every timestamp checked so far follows the previous one.
+    sorted: bool,
+    block: Block,
+}
+
+impl Pass {
+    fn start(first: f64) -> Pass {
+        Pass {
+            moments: RunningMoments::new(),
+            drawdown: Drawdown::start(first),
+            first_valid: valid_equity(first),
+            sorted: true,
+            block: Block::new(),
+        }
+    }
+
+    /// The whole blocks of returns `from..to` (multiples of [`BLOCK`]; return `i` is
+    /// point `i + 1` against point `i`), each also handed to `sink` with its first
+    /// index. `timestamps` is read only when `CHECK_ORDER`.
+    #[inline(always)]
+    fn whole_blocks<const CHECK_ORDER: bool>(
+        &mut self,
+        timestamps: &[i64],
+        equity: &[f64],
+        from: usize,
+        to: usize,
+        target: f64,
+        sink: &mut impl FnMut(usize, &[f64]),
+    ) {
+        let (before, after) = (&equity[..to], &equity[1..=to]);
+        let block = &mut self.block;
+        for start in (from..to).step_by(BLOCK) {
+            let points = &after[start..start + BLOCK];
+            block.fill(points, &before[start..start + BLOCK]);
+            if CHECK_ORDER {
+                self.sorted &= non_decreasing(
+                    &timestamps[start + 1..start + 1 + BLOCK],
+                    &timestamps[start..start + BLOCK],
+                );
+            }
+            self.moments.add_block(&block.returns, target);
+            sink(start, &block.returns);
+            let (runs, _) = points.as_chunks::<RUN>();
+            for ((run, &high), (&low, offset)) in runs
+                .iter()
+                .zip(&block.highs)
+                .zip(block.lows.iter().zip((start + 1..).step_by(RUN)))
+            {
+                if self.drawdown.may_change(high, low) {
+                    for (k, &e) in run.iter().enumerate() {
+                        self.drawdown.see(offset + k, e);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The returns from `from` (a multiple of [`BLOCK`]) to the end of the curve, one
+    /// by one into a shorter block, handed to `sink` as `whole_blocks` does.
+    #[inline(always)]
+    fn rest<const CHECK_ORDER: bool>(
+        &mut self,
+        timestamps: &[i64],
+        equity: &[f64],
+        from: usize,
+        target: f64,
+        sink: &mut impl FnMut(usize, &[f64]),
+    ) {
+        let n = equity.len() - 1;
+        let rest = &mut self.block.returns[..n - from];
+        for (k, slot) in rest.iter_mut().enumerate() {
+            let i = from + k;
+            let e = equity[i + 1];
+            if CHECK_ORDER {
+                self.sorted &= timestamps[i + 1] >= timestamps[i];
+            }
+            *slot = e / equity[i] - 1.0;
+            self.drawdown.see(i + 1, e);
+        }
+        self.moments.add_block(rest, target);
+        sink(from, rest);
+    }
+
+    /// True when the fast checks cleared the curve (after the last block).
+    fn valid(&self) -> bool {
+        self.first_valid & self.moments.finite_above_minus_one() & self.sorted
+    }
+
+    fn finish(self, tails: Tails, timestamps: &[i64]) -> CurvePass {
+        let (max_drawdown, period) = self.drawdown.finish(timestamps);
+        CurvePass {
+            moments: self.moments.finish(),
+            tails,
+            max_drawdown,
+            period,
+        }
+    }
+}
+
+/// What [`scan_feed`] found: a [`CurvePass`] but for the drawdown's dates, which
+/// [`resolve`](FeedPass::resolve) adds from the curve's timestamps.
+pub(crate) struct FeedPass {
+    /// `None` for a curve with no point.
+    pass: Option<Pass>,
+    /// `None` when the fast checks did not clear the curve.
+    tails: Option<Tails>,
+}
+
+impl FeedPass {
+    /// The pass over `equity`, the curve the feed received, at `timestamps`
+    /// (non-decreasing, as for [`TimestampOrder::Trusted`]): the same numbers, bit
+    /// for bit, and the same errors as [`scan_curve`].
+    pub(crate) fn resolve(
+        self,
+        timestamps: &[i64],
+        equity: &[f64],
+        target: f64,
+        buffer: &mut Vec<f64>,
+    ) -> Result<CurvePass> {
+        check_shape(timestamps, equity)?;
+        match (self.pass, self.tails) {
+            (Some(pass), Some(tails)) => Ok(pass.finish(tails, timestamps)),
+            // A bad point, or a valid curve the fast checks could not clear: the one
+            // pass says which.
+            _ => scan_curve(timestamps, equity, target, TimestampOrder::Trusted, buffer),
+        }
+    }
+}
+
+/// The pass of [`scan_curve`] over a curve another thread is writing: block by block
+/// as the points are published, while the curve is still being written, so that only
+/// the tails (which need the whole curve to place their brackets) are left when it is
+/// complete. The block's returns go to `returns` (resized to the feed's capacity; the
+/// tails read them there); `buffer` as for `scan_curve`.
+pub(crate) fn scan_feed(
+    feed: &CurveFeed,
+    target: f64,
+    returns: &mut Vec<f64>,
+    buffer: &mut Vec<f64>,
+) -> FeedPass {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2, checked just above.
+        return unsafe { scan_feed_avx2(feed, target, returns, buffer) };
+    }
+    stream(feed, target, returns, buffer)
+}
+
+/// [`stream`] compiled for AVX2, as [`scan_avx2`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn scan_feed_avx2(
+    feed: &CurveFeed,
+    target: f64,
+    returns: &mut Vec<f64>,
+    buffer: &mut Vec<f64>,
+) -> FeedPass {
+    stream(feed, target, returns, buffer)
+}
+
+#[inline(always)]
+fn stream(
+    feed: &CurveFeed,
+    target: f64,
+    returns: &mut Vec<f64>,
+    buffer: &mut Vec<f64>,
+) -> FeedPass {
+    let (mut equity, mut closed) = feed.wait_past(0);
+    let Some(&first) = equity.first() else {
+        return FeedPass {
+            pass: None,
+            tails: None,
+        };
+    };
+    let most = feed.capacity() - 1;
+    if returns.len() < most {
+        returns.resize(most, 0.0);
+    }
+    // The tails start counting once this many returns are in (see `start_early`);
+    // the returns before are counted then, from `returns`.
+    let early = (most >= SAMPLED_FROM).then(|| (most / 8).max(4 * SAMPLE).next_multiple_of(BLOCK));
+    let mut tails: Option<TailScan> = None;
+    let mut pass = Pass::start(first);
+    let mut done = 0;
+    loop {
+        let available = equity.len() - 1;
+        let whole = available - available % BLOCK;
+        if whole > done {
+            let mut sink = |start: usize, block: &[f64]| {
+                returns[start..start + block.len()].copy_from_slice(block);
+                if let Some(tails) = &mut tails {
+                    tails.add_block(block, buffer);
+                }
+            };
+            pass.whole_blocks::<false>(&[], equity, done, whole, target, &mut sink);
+            done = whole;
+            if tails.is_none() && early.is_some_and(|early| done >= early) {
+                let mut scan = TailScan::start_early(&returns[..done], most, buffer);
+                for block in returns[..done].chunks(BLOCK) {
+                    scan.add_block(block, buffer);
+                }
+                tails = Some(scan);
+            }
+        }
+        if closed {
+            break;
+        }
+        // until one more whole block of returns is there
+        (equity, closed) = feed.wait_past(done + BLOCK);
+    }
+    let mut sink = |start: usize, block: &[f64]| {
+        returns[start..start + block.len()].copy_from_slice(block);
+        if let Some(tails) = &mut tails {
+            tails.add_block(block, buffer);
+        }
+    };
+    pass.rest::<false>(&[], equity, done, target, &mut sink);
+    let n = equity.len() - 1;
+    if !pass.valid() {
+        return FeedPass {
+            pass: Some(pass),
+            tails: None,
+        };
+    }
+    let early_tails = match tails {
+        Some(mut scan) => {
+            scan.set_len(n);
+            scan.finish(buffer)
+        }
+        None => None,
+    };
+    let tails = match early_tails {
+        Some(tails) => tails,
+        // Too short for early brackets, or they missed: a pass over the returns.
+        None => tails_of_stored(&mut returns[..n], buffer),
+    };
+    FeedPass {
+        pass: Some(pass),
+        tails: Some(tails),
+    }
 }
 
 #[cfg(test)]
@@ -592,5 +794,140 @@ pub(crate) mod tests {
         }
         assert!(scan_checked(&[], &[], 0.0, &mut out).is_err());
         assert!(scan_checked(&[1], &[1.0, 2.0], 0.0, &mut out).is_err());
+    }
+
+    /// The pass over `equity` written by another thread (`scan_feed`, then
+    /// `resolve`): point by point, with pauses so that the pass catches up with the
+    /// writer in mid-curve and waits for it.
+    fn streamed(timestamps: &[i64], equity: &[f64], target: f64) -> Result<CurvePass> {
+        // room for more points than written: a run may write fewer than its bound
+        let feed = CurveFeed::with_capacity(equity.len() + 3);
+        let pass = std::thread::scope(|scope| {
+            let reader = scope.spawn(|| {
+                // stale buffers, as a thread's kept ones
+                let (mut returns, mut buffer) = (vec![f64::NAN; 7], vec![-1.0; 3]);
+                scan_feed(&feed, target, &mut returns, &mut buffer)
+            });
+            let mut writer = feed.writer();
+            for (i, &e) in equity.iter().enumerate() {
+                writer.push(e);
+                if i % 20_000 == 19_999 {
+                    std::thread::sleep(std::time::Duration::from_micros(300));
+                }
+            }
+            drop(writer);
+            reader.join().unwrap()
+        });
+        let written = feed.into_vec();
+        let bits = |curve: &[f64]| curve.iter().map(|e| e.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&written), bits(equity));
+        pass.resolve(timestamps, &written, target, &mut Vec::new())
+    }
+
+    /// The streamed pass gives what the one pass gives: the same bits or the same
+    /// error, but for the CVaR when the tails counted from early brackets (its sum
+    /// then splits at other values: within the bound of any order of its terms, as in
+    /// [`assert_same_as_separate_scans`]).
+    fn assert_streamed_as_one_pass(timestamps: &[i64], equity: &[f64], target: f64) {
+        let one = scan_curve(
+            timestamps,
+            equity,
+            target,
+            TimestampOrder::Trusted,
+            &mut Vec::new(),
+        );
+        let streamed = streamed(timestamps, equity, target);
+        match (one, streamed) {
+            (Ok(one), Ok(mut streamed)) => {
+                let largest = equity
+                    .windows(2)
+                    .fold(0.0_f64, |a, w| a.max((w[1] / w[0] - 1.0).abs()));
+                let count = ((equity.len().max(2) - 2) as f64 * 0.05).floor() + 1.0;
+                let cvar = |pass: &CurvePass| pass.tails.conditional_value_at_risk;
+                assert!(near_metric(
+                    cvar(&one),
+                    cvar(&streamed),
+                    2.0 * count * f64::EPSILON * largest
+                ));
+                streamed.tails.conditional_value_at_risk = cvar(&one);
+                assert_eq!(format!("{one:?}"), format!("{streamed:?}"));
+            }
+            (Err(one), Err(streamed)) => assert_eq!(one.to_string(), streamed.to_string()),
+            (one, streamed) => panic!("one pass {one:?}, streamed {streamed:?}"),
+        }
+    }
+
+    /// Random walks with flat stretches, from a point to past the tails' sampling
+    /// threshold (where the brackets come from the stored returns' sample).
+    #[test]
+    fn a_curve_scanned_while_written_gives_the_one_pass_bits() {
+        let mut rng = StdRng::seed_from_u64(7);
+        let lengths = [
+            1,
+            2,
+            BLOCK,
+            BLOCK + 1,
+            3 * BLOCK + 5,
+            40_000,
+            140_000,
+            300_001,
+        ];
+        for (case, &n) in lengths.iter().enumerate() {
+            let mut equity = vec![1e6];
+            let mut flat = false;
+            for _ in 1..n {
+                let last = equity[equity.len() - 1];
+                flat ^= rng.gen_bool(0.05);
+                equity.push(if flat {
+                    last
+                } else {
+                    last * (1.0 + rng.gen_range(-0.02..0.021))
+                });
+            }
+            let timestamps: Vec<i64> = (0..n as i64).map(|i| 1_000 + i * 60).collect();
+            assert_streamed_as_one_pass(&timestamps, &equity, 0.001 * case as f64);
+        }
+        // Calm at first, then three times as volatile: the early brackets, placed
+        // from the calm start, miss the tails of the whole; the returns are counted
+        // again from the stored ones.
+        let n = 300_000;
+        let mut equity = vec![1e6];
+        for i in 1..n {
+            let scale = if i < n / 4 { 0.01 } else { 0.03 };
+            equity.push(equity[i - 1] * (1.0 + rng.gen_range(-scale..scale)));
+        }
+        let timestamps: Vec<i64> = (0..n as i64).collect();
+        assert_streamed_as_one_pass(&timestamps, &equity, 0.0);
+    }
+
+    /// The cases where the streamed pass cannot finish alone: a bad point (the same
+    /// error, naming the same row), a valid curve whose ratios overflow, copies that
+    /// overflow the tails' buffer, and no point at all.
+    #[test]
+    fn bad_and_unusual_curves_streamed_give_the_one_pass_answer() {
+        let n = 150_000;
+        let timestamps: Vec<i64> = (0..n as i64).collect();
+        let walk: Vec<f64> = (0..n).map(|i| 100.0 + (i % 13) as f64).collect();
+        for (row, bad) in [
+            (0, f64::NAN),
+            (4_097, -1.0),
+            (90_000, f64::INFINITY),
+            (n - 1, 0.0),
+        ] {
+            let mut equity = walk.clone();
+            equity[row] = bad;
+            assert!(streamed(&timestamps, &equity, 0.0).is_err());
+            assert_streamed_as_one_pass(&timestamps, &equity, 0.0);
+        }
+        let mut overflowing = walk.clone();
+        overflowing[70_000] = 1e300;
+        assert!(streamed(&timestamps, &overflowing, 0.0).is_ok());
+        assert_streamed_as_one_pass(&timestamps, &overflowing, 0.0);
+        // half the returns one value at the 5th percentile: the copies overflow
+        let alternating: Vec<f64> = (0..n)
+            .map(|i| if i % 2 == 0 { 100.0 } else { 99.0 })
+            .collect();
+        assert_streamed_as_one_pass(&timestamps, &alternating, 0.0);
+        assert!(streamed(&[], &[], 0.0).is_err());
     }
 }

@@ -51,6 +51,7 @@
 
 mod curve;
 pub(crate) mod drawdown;
+pub(crate) mod feed;
 mod moments;
 mod returns;
 mod summary;

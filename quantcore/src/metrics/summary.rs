@@ -2,8 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::curve::{TimestampOrder, scan_curve};
+use super::curve::{CurvePass, FeedPass, TimestampOrder, scan_curve, scan_feed};
 use super::drawdown::DrawdownPeriod;
+use super::feed::CurveFeed;
 use super::returns::{cagr_from_growth, calmar_from};
 use super::trades::TradeStats;
 use super::undefined::{Metric, Undefined, metric_struct};
@@ -79,6 +80,9 @@ thread_local! {
     /// million bars would otherwise map 8 MB of fresh pages on every run, and the page
     /// faults cost about as much as the statistics (a sweep computes thousands).
     static SCRATCH: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// The stored returns of [`Metrics::scan_feed`], kept per thread for the same
+    /// reason.
+    static STORED_RETURNS: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Runs `f` on a buffer of any length and contents: the thread's kept one when it is
@@ -86,7 +90,15 @@ thread_local! {
 /// cleared: `f` resizes it and overwrites every element, so a call no longer rewrites
 /// a million zeros before its returns.
 fn with_scratch<T>(f: impl FnOnce(&mut Vec<f64>) -> T) -> T {
-    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+    with_kept(&SCRATCH, f)
+}
+
+/// [`with_scratch`] with the thread's buffer `key`.
+fn with_kept<T>(
+    key: &'static std::thread::LocalKey<std::cell::RefCell<Vec<f64>>>,
+    f: impl FnOnce(&mut Vec<f64>) -> T,
+) -> T {
+    key.with(|cell| match cell.try_borrow_mut() {
         Ok(mut kept) => {
             let result = f(&mut kept);
             if kept.capacity() > SCRATCH_KEPT {
@@ -237,6 +249,36 @@ impl Metrics {
         )
     }
 
+    /// The part of [`compute_with_sorted_timestamps`](Self::compute_with_sorted_timestamps)
+    /// that reads the equity, on a curve another thread is writing to `feed`, while it
+    /// writes it (see `curve.rs`); [`from_feed`](Self::from_feed) finishes the work.
+    /// Returns when the writer is done.
+    pub(crate) fn scan_feed(feed: &CurveFeed, config: &MetricsConfig) -> FeedPass {
+        with_kept(&STORED_RETURNS, |returns| {
+            with_scratch(|buffer| scan_feed(feed, config.sortino_target, returns, buffer))
+        })
+    }
+
+    /// The metrics of the curve `feed` received, `equity`, given the pass
+    /// [`scan_feed`](Self::scan_feed) made over it: the same metrics, bit for bit, and
+    /// the same errors as [`compute_with_sorted_timestamps`](Self::compute_with_sorted_timestamps).
+    pub(crate) fn from_feed(
+        pass: FeedPass,
+        timestamps: &[i64],
+        equity: &[f64],
+        trade_pnls: &[f64],
+        config: &MetricsConfig,
+    ) -> Result<Metrics> {
+        debug_assert!(
+            timestamps.windows(2).all(|w| w[0] <= w[1]),
+            "from_feed: unsorted timestamps"
+        );
+        config.validate()?;
+        let curve =
+            with_scratch(|buffer| pass.resolve(timestamps, equity, config.sortino_target, buffer))?;
+        Metrics::assemble(curve, timestamps, equity, trade_pnls, config)
+    }
+
     fn compute_with(
         timestamps: &[i64],
         equity: &[f64],
@@ -248,6 +290,17 @@ impl Metrics {
         let curve = with_scratch(|buffer| {
             scan_curve(timestamps, equity, config.sortino_target, order, buffer)
         })?;
+        Metrics::assemble(curve, timestamps, equity, trade_pnls, config)
+    }
+
+    /// The metrics from the pass over the curve (which checked it) and the trades.
+    fn assemble(
+        curve: CurvePass,
+        timestamps: &[i64],
+        equity: &[f64],
+        trade_pnls: &[f64],
+        config: &MetricsConfig,
+    ) -> Result<Metrics> {
         let (moments, tails) = (curve.moments, curve.tails);
         let trades = TradeStats::compute(trade_pnls)?;
         let ppy = config.periods_per_year;

@@ -31,10 +31,15 @@
 use super::returns::{Tails, lerp, smallest, tail_ratio_from, total_order};
 
 /// Returns in the sample that places the brackets (32 KB).
-const SAMPLE: usize = 8192;
+pub(crate) const SAMPLE: usize = 8192;
 
 /// Curves with fewer returns skip the sample: every nonzero return is copied.
-const SAMPLED_FROM: usize = 16 * SAMPLE;
+pub(crate) const SAMPLED_FROM: usize = 16 * SAMPLE;
+
+/// How much wider [`TailScan::start_early`]'s brackets are on each side, as a fraction
+/// of the returns: the tails of the whole curve may lie that far from those of its
+/// start before the early brackets miss (each side copies that many more returns).
+const EARLY_DRIFT: f64 = 0.005;
 
 /// Independent accumulators of the counting loop, so that the compiler vectorizes.
 const LANES: usize = 4;
@@ -104,6 +109,39 @@ impl TailScan {
     /// may hold anything on entry.
     pub(crate) fn start(equity: &[f64], buffer: &mut Vec<f64>) -> TailScan {
         let n = equity.len().saturating_sub(1);
+        TailScan::start_with(n, n, 0.0, |i| equity[i + 1] / equity[i] - 1.0, buffer)
+    }
+
+    /// [`start`](Self::start) for a curve of `n` returns of which only the first ones,
+    /// `seen`, are known yet (at least [`SAMPLE`] of them; the rest are still being
+    /// written): the brackets come from a sample of `seen` and are wider by
+    /// [`EARLY_DRIFT`] on each side, so that they still hold the ranks when the rest
+    /// of the curve is somewhat unlike its start. When it is not, [`finish`] declines
+    /// as for a misleading sample. Call [`set_len`](Self::set_len) if the curve ends
+    /// up shorter than `n`.
+    ///
+    /// [`finish`]: Self::finish
+    pub(crate) fn start_early(seen: &[f64], n: usize, buffer: &mut Vec<f64>) -> TailScan {
+        debug_assert!(seen.len() >= SAMPLE && n >= SAMPLED_FROM);
+        TailScan::start_with(n, seen.len(), EARLY_DRIFT, |i| seen[i], buffer)
+    }
+
+    /// The curve has `n` returns (at most the `n` of [`start_early`](Self::start_early)).
+    pub(crate) fn set_len(&mut self, n: usize) {
+        self.n = n;
+    }
+
+    /// [`start`](Self::start) for `n` returns, the sample taken from the first
+    /// `sampled` (return `i` given by `return_at(i)`), the brackets wider by `drift`
+    /// (a fraction of the returns) on each side.
+    #[inline(always)]
+    fn start_with(
+        n: usize,
+        sampled: usize,
+        drift: f64,
+        return_at: impl Fn(usize) -> f64,
+        buffer: &mut Vec<f64>,
+    ) -> TailScan {
         let mut scan = TailScan {
             n,
             low: [f64::NEG_INFINITY; 2],
@@ -120,17 +158,17 @@ impl TailScan {
             return scan;
         }
         grow(buffer, SAMPLE.max(n / 8 + 1024));
-        let stride = n / SAMPLE;
+        let stride = sampled / SAMPLE;
         for (j, slot) in buffer[..SAMPLE].iter_mut().enumerate() {
-            let i = j * n / SAMPLE + stride / 2;
-            *slot = equity[i + 1] / equity[i] - 1.0;
+            let i = j * sampled / SAMPLE + stride / 2;
+            *slot = return_at(i);
         }
         // The sample ranks of the bracket ends, in increasing order.
         let mut ends = [(0usize, 0usize, false); 4];
         for (b, q) in QUANTILES.into_iter().enumerate() {
             let rank = Rank::of(n, q);
             let p = rank.lower as f64 / n as f64;
-            let margin = 4.0 * (SAMPLE as f64 * p * (1.0 - p)).sqrt() + 3.0;
+            let margin = 4.0 * (SAMPLE as f64 * p * (1.0 - p)).sqrt() + 3.0 + drift * SAMPLE as f64;
             let from = (p * SAMPLE as f64 - margin).floor();
             let to = ((rank.last() + 1) as f64 / n as f64 * SAMPLE as f64 + margin).ceil();
             if from >= 0.0 {
@@ -389,6 +427,22 @@ pub(crate) fn tails_by_selection(equity: &[f64], buffer: &mut Vec<f64>) -> Tails
     Tails::of(buffer, QUANTILES[0])
 }
 
+/// The tails of stored returns (`returns[i]` the return of point `i + 1`), the same
+/// bits as the one pass over their curve: the same sample, the same blocks. Reorders
+/// `returns` only when the sample misleads (then it selects among them in place).
+#[inline(always)]
+pub(crate) fn tails_of_stored(returns: &mut [f64], buffer: &mut Vec<f64>) -> Tails {
+    let n = returns.len();
+    let mut scan = TailScan::start_with(n, n, 0.0, |i| returns[i], buffer);
+    for block in returns.chunks(MAX_BLOCK) {
+        scan.add_block(block, buffer);
+    }
+    match scan.finish(buffer) {
+        Some(tails) => tails,
+        None => Tails::of(returns, QUANTILES[0]),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -537,5 +591,45 @@ mod tests {
         }
         assert!(scanned(&equity).is_none());
         assert_same_as_separate_scans(&days(n + 1), &equity, 0.0, &mut Vec::new());
+    }
+
+    /// Brackets placed from the first eighth of a curve (`start_early`) hold the
+    /// ranks of the whole when the rest is like the start, with the exact values;
+    /// when the rest is three times as volatile they miss and `finish` declines
+    /// (the caller then counts again from a sample of the whole).
+    #[test]
+    fn early_brackets_hold_on_a_steady_curve_and_decline_on_a_drifting_one() {
+        let n = 8 * 4 * SAMPLE;
+        let returns_of =
+            |equity: &[f64]| -> Vec<f64> { equity.windows(2).map(|w| w[1] / w[0] - 1.0).collect() };
+        let early = |returns: &[f64]| {
+            let mut buffer = Vec::new();
+            let mut scan = TailScan::start_early(&returns[..n / 8], n + 100, &mut buffer);
+            for block in returns.chunks(MAX_BLOCK) {
+                scan.add_block(block, &mut buffer);
+            }
+            scan.set_len(returns.len());
+            scan.finish(&mut buffer)
+        };
+        let bits = |m: crate::metrics::Metric| m.map(f64::to_bits);
+
+        let steady = returns_of(&curve(n, 0.3, -0.02, 0.021, 11));
+        let tails = early(&steady).expect("steady: the early brackets hold");
+        let exact = Tails::of(&mut steady.clone(), 0.05);
+        assert_eq!(bits(tails.value_at_risk), bits(exact.value_at_risk));
+        assert_eq!(bits(tails.tail_ratio), bits(exact.tail_ratio));
+        let (Ok(cvar), Ok(exact_cvar)) = (
+            tails.conditional_value_at_risk,
+            exact.conditional_value_at_risk,
+        ) else {
+            panic!("a CVaR of nonzero returns is defined");
+        };
+        assert!((cvar - exact_cvar).abs() <= 2.0 * n as f64 * f64::EPSILON * 0.021);
+
+        let mut drifting = returns_of(&curve(n, 0.3, -0.02, 0.021, 12));
+        for r in &mut drifting[n / 4..] {
+            *r *= 3.0;
+        }
+        assert!(early(&drifting).is_none());
     }
 }
