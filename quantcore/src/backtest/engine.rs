@@ -1574,4 +1574,42 @@ pub(crate) mod tests {
         );
         assert!(backtester.run(&series, &mut failing()).is_err());
     }
+
+    /// Runs that compute their metrics on the rayon pool while a strategy of theirs
+    /// also uses the pool, more at once than the pool has threads: each waiting
+    /// metrics pass runs the pool's pending jobs, so no run waits forever for a pool
+    /// busy waiting for it. (A deadlock here would hang: the runs report through a
+    /// channel, and the test fails after a generous minute instead.)
+    #[test]
+    fn runs_whose_strategies_use_the_pool_do_not_wait_for_each_other() {
+        use crate::backtest::proptests::random_series;
+        use rand::{SeedableRng, rngs::StdRng};
+        use rayon::prelude::*;
+
+        let n = OVERLAP_FROM + 1_000;
+        let series = random_series(&mut StdRng::seed_from_u64(8), n);
+        let runs = rayon::current_num_threads() + 1;
+        let (done, reports) = std::sync::mpsc::channel();
+        for _ in 0..runs {
+            let (series, done) = (series.clone(), done.clone());
+            std::thread::spawn(move || {
+                let mut strategy = from_fn(|ctx: &Context<'_>| {
+                    if ctx.index() % 4_096 == 0 {
+                        let sum: u64 = (0..1_000u64).into_par_iter().sum();
+                        assert_eq!(sum, 499_500);
+                    }
+                    Decision::hold()
+                });
+                let backtester = Backtester::new(BacktestConfig::default()).unwrap();
+                let result = backtester
+                    .run(&series, &mut strategy)
+                    .map(|r| r.equity.len());
+                done.send(result).unwrap();
+            });
+        }
+        for _ in 0..runs {
+            let report = reports.recv_timeout(std::time::Duration::from_secs(60));
+            assert_eq!(report.expect("a run finished").unwrap(), n + 1);
+        }
+    }
 }

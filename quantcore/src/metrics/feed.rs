@@ -93,6 +93,10 @@ impl CurveFeed {
     /// returns what [`published`](Self::published) then returns. Spins a little (the
     /// writer publishes every few tens of microseconds in a backtest), then sleeps in
     /// short naps, so that a slow writer (a strategy in Python) costs no busy core.
+    ///
+    /// On a rayon worker, it runs the pool's pending jobs instead of sleeping: the
+    /// writer may be waiting for them (a strategy that calls `par_iter`, an ML model
+    /// running on the pool), and with every worker waiting here they would never run.
     pub(crate) fn wait_past(&self, seen: usize) -> (&[f64], bool) {
         let mut spins = 0u32;
         loop {
@@ -103,7 +107,7 @@ impl CurveFeed {
             if spins < 2_000 {
                 spins += 1;
                 std::hint::spin_loop();
-            } else {
+            } else if rayon::yield_now() != Some(rayon::Yield::Executed) {
                 std::thread::sleep(Duration::from_micros(20));
             }
         }
