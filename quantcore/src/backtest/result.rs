@@ -55,7 +55,10 @@ pub struct BacktestResult {
     /// Decisions whose configured sizing gave zero units (the equity could not pay
     /// for one unit at the expected price): no order was placed for them.
     pub zero_size_decisions: usize,
-    /// The metrics of `equity` and the trades' PnLs.
+    /// The metrics of `equity` and the trades' PnLs: [`Metrics::compute`]'s, bit for
+    /// bit, but for the CVaR of a run of 65,536 bars or more, whose tail sum may
+    /// differ by a few ulps (the metrics of such a run are computed while it runs;
+    /// see [`metrics`](crate::metrics)).
     pub metrics: Metrics,
     /// The portfolio at the end, stamped with the last timestamp.
     pub final_snapshot: Snapshot,

@@ -45,6 +45,12 @@
 //! the returns are never stored. The pass is compiled twice, for the baseline x86-64
 //! and for AVX2 (chosen at run time; the same bits either way).
 //!
+//! A long backtest (from 65,536 points) makes the same pass on a second thread *while*
+//! it writes its curve (`feed.rs`, `scan_feed` in `curve.rs`): the pass follows the
+//! writer block by block, so only the tails' last selections are left when the run
+//! ends. Its metrics are [`Metrics::compute`]'s, bit for bit, but for the CVaR (its
+//! tail sum splits at other values: a few ulps).
+//!
 //! Hand-written rather than taken from a crate: no Rust crate implements empyrical's
 //! exact conventions (ddof, Sortino's all-period downside, CVaR's tail count), which
 //! are the contract here.
