@@ -1601,7 +1601,7 @@ pub(crate) mod tests {
             let (series, done) = (series.clone(), done.clone());
             std::thread::spawn(move || {
                 let mut strategy = from_fn(|ctx: &Context<'_>| {
-                    if ctx.index() % 4_096 == 0 {
+                    if ctx.index().is_multiple_of(4_096) {
                         let sum: u64 = (0..1_000u64).into_par_iter().sum();
                         assert_eq!(sum, 499_500);
                     }

@@ -39,9 +39,12 @@
 //! by 0.5% of the returns on each side ([`TailScan::start_early`]), and the stored
 //! blocks then each new block are counted against them. When the run ends, the ranks
 //! are usually inside those brackets: only the selections among the copies are left
-//! (about 0.3 ms on a million points). When the rest of the curve was unlike its
-//! start and they are not, the stored returns are counted again from a sample of
-//! the whole, as the one pass does (about 2.3 ms more). The order statistics are
+//! (about 0.3 ms on a million points). Each time another eighth is in, the brackets
+//! are checked ([`TailScan::holds`]); when the curve has drifted from its start they
+//! are placed again from all the returns so far and those are counted again, while
+//! the run goes on (at most [`PLACINGS`] placings). When the ranks still end up
+//! outside, the stored returns are counted again from a sample of the whole, as the
+//! one pass does (about 2.3 ms more on a million points). The order statistics are
 //! exact either way; the CVaR's sum splits at the brackets' values, so it may differ
 //! from the one pass's by a few ulps. Whatever the fast checks do not clear goes to
 //! the one pass ([`FeedPass::resolve`]), for the same errors.
@@ -64,6 +67,10 @@ const RUN: usize = 8;
 
 /// Runs per block.
 const RUNS: usize = BLOCK / RUN;
+
+/// The most times [`scan_feed`] places the tails' brackets (once early, then again
+/// when the curve drifts from its start).
+const PLACINGS: usize = 3;
 
 const _: () = assert!(BLOCK <= MAX_BLOCK, "a block too long for the tails");
 
@@ -510,9 +517,14 @@ fn stream(
         returns.resize(most, 0.0);
     }
     // The tails start counting once this many returns are in (see `start_early`);
-    // the returns before are counted then, from `returns`.
+    // the returns before are counted then, from `returns`. Each time as many more are
+    // in, the brackets are checked and, if the curve has drifted from its start,
+    // placed again from all the returns so far (at most `PLACINGS` times in all:
+    // each counts the stored returns again).
     let early = (most >= SAMPLED_FROM).then(|| (most / 8).max(4 * SAMPLE).next_multiple_of(BLOCK));
     let mut tails: Option<TailScan> = None;
+    let mut placings = 0;
+    let mut next_check = early.unwrap_or(usize::MAX);
     let mut pass = Pass::start(first);
     let mut done = 0;
     loop {
@@ -527,12 +539,17 @@ fn stream(
             };
             pass.whole_blocks::<false>(&[], equity, done, whole, target, &mut sink);
             done = whole;
-            if tails.is_none() && early.is_some_and(|early| done >= early) {
-                let mut scan = TailScan::start_early(&returns[..done], most, buffer);
-                for block in returns[..done].chunks(BLOCK) {
-                    scan.add_block(block, buffer);
+            if done >= next_check {
+                next_check = done + early.unwrap_or(usize::MAX);
+                let placed = tails.as_ref().is_some_and(|scan| scan.holds(done, buffer));
+                if !placed && placings < PLACINGS {
+                    placings += 1;
+                    let mut scan = TailScan::start_early(&returns[..done], most, buffer);
+                    for block in returns[..done].chunks(BLOCK) {
+                        scan.add_block(block, buffer);
+                    }
+                    tails = Some(scan);
                 }
-                tails = Some(scan);
             }
         }
         if closed {

@@ -131,6 +131,31 @@ impl TailScan {
         self.n = n;
     }
 
+    /// True when the brackets hold the percentiles' ranks among the `counted` returns
+    /// counted so far, with a margin of half [`EARLY_DRIFT`] of them on each side: the
+    /// check of early brackets while the curve is still being written (when it fails,
+    /// the rest of the curve has drifted from its start and the brackets are better
+    /// placed again). `buffer` as [`add_block`](Self::add_block) left it. Cost: one
+    /// pass over the copies.
+    pub(crate) fn holds(&self, counted: usize, buffer: &[f64]) -> bool {
+        if self.overflowed || counted == 0 {
+            return false;
+        }
+        let copies = &buffer[..self.copied];
+        let zeros: u64 = self.zeros.iter().sum();
+        let slack = (counted as f64 * EARLY_DRIFT / 2.0) as usize;
+        (0..2).all(|b| {
+            let (low, high) = (self.low[b], self.high[b]);
+            let below = self.below[b].iter().sum::<u64>() as usize;
+            let mut inside = copies.iter().filter(|&&r| (r >= low) & (r <= high)).count();
+            if (low <= 0.0) & (high >= 0.0) {
+                inside += zeros as usize;
+            }
+            let rank = Rank::of(counted, QUANTILES[b]);
+            below + slack <= rank.lower && rank.last() + slack < below + inside
+        })
+    }
+
     /// [`start`](Self::start) for `n` returns, the sample taken from the first
     /// `sampled` (return `i` given by `return_at(i)`), the brackets wider by `drift`
     /// (a fraction of the returns) on each side.
@@ -631,5 +656,28 @@ mod tests {
             *r *= 3.0;
         }
         assert!(early(&drifting).is_none());
+
+        // `holds` sees it coming: true all along the steady curve, false on the
+        // drifting one well before its end.
+        let checks = |returns: &[f64]| -> Vec<bool> {
+            let mut buffer = Vec::new();
+            let mut scan = TailScan::start_early(&returns[..n / 8], n, &mut buffer);
+            let mut checks = Vec::new();
+            for (k, block) in returns.chunks(MAX_BLOCK).enumerate() {
+                scan.add_block(block, &mut buffer);
+                let counted = (k * MAX_BLOCK + block.len()).min(returns.len());
+                if counted.is_multiple_of(n / 8) {
+                    checks.push(scan.holds(counted, &buffer));
+                }
+            }
+            checks
+        };
+        assert_eq!(checks(&steady), vec![true; 8]);
+        let drifting_checks = checks(&drifting);
+        assert_eq!(drifting_checks[..2], [true, true]);
+        assert!(
+            drifting_checks[2..6].contains(&false),
+            "{drifting_checks:?}"
+        );
     }
 }
