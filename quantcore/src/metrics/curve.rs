@@ -35,11 +35,12 @@
 //! the drawdown and the checks are the one pass's, block for block. The tails cannot
 //! be: their brackets come from a sample of the whole curve. So the returns are
 //! stored (8 MB for a million points, in a buffer the thread keeps) and, once the
-//! first eighth of the curve is in, brackets are placed from a sample of it, wider
-//! by 0.5% of the returns on each side ([`TailScan::start_early`]), and the stored
-//! blocks then each new block are counted against them. When the run ends, the ranks
-//! are usually inside those brackets: only the selections among the copies are left
-//! (about 0.3 ms on a million points). Each time another eighth is in, the brackets
+//! first eighth of the curve is in, brackets are placed from a sample of it (four
+//! times the one pass's sample, and wider by 1% of the returns on each side:
+//! [`TailScan::start_early`]); the stored blocks, then each new block, are counted
+//! against them. When the run ends, the ranks are usually inside those brackets:
+//! only the selections among the copies are left (0.2-0.5 ms on the million-bar
+//! bench's curve). Each time another eighth is in, the brackets
 //! are checked ([`TailScan::holds`]); when the curve has drifted from its start they
 //! are placed again from all the returns so far and those are counted again, while
 //! the run goes on (at most [`PLACINGS`] placings). When the ranks still end up
@@ -54,7 +55,7 @@ use super::feed::CurveFeed;
 use super::moments::RunningMoments;
 use super::returns::{Moments, Tails};
 use super::tails::{
-    MAX_BLOCK, SAMPLE, SAMPLED_FROM, TailScan, tails_by_selection, tails_of_stored,
+    EARLY_SAMPLE, MAX_BLOCK, SAMPLED_FROM, TailScan, tails_by_selection, tails_of_stored,
 };
 use crate::error::Result;
 
@@ -521,7 +522,8 @@ fn stream(
     // in, the brackets are checked and, if the curve has drifted from its start,
     // placed again from all the returns so far (at most `PLACINGS` times in all:
     // each counts the stored returns again).
-    let early = (most >= SAMPLED_FROM).then(|| (most / 8).max(4 * SAMPLE).next_multiple_of(BLOCK));
+    let early =
+        (most >= SAMPLED_FROM).then(|| (most / 8).max(EARLY_SAMPLE).next_multiple_of(BLOCK));
     let mut tails: Option<TailScan> = None;
     let mut placings = 0;
     let mut next_check = early.unwrap_or(usize::MAX);

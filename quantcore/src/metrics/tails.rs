@@ -36,10 +36,15 @@ pub(crate) const SAMPLE: usize = 8192;
 /// Curves with fewer returns skip the sample: every nonzero return is copied.
 pub(crate) const SAMPLED_FROM: usize = 16 * SAMPLE;
 
+/// Returns in the sample of [`TailScan::start_early`] (256 KB): four times
+/// [`SAMPLE`], so brackets half as wide, and half as many copies to select among when
+/// the run ends.
+pub(crate) const EARLY_SAMPLE: usize = 4 * SAMPLE;
+
 /// How much wider [`TailScan::start_early`]'s brackets are on each side, as a fraction
 /// of the returns: the tails of the whole curve may lie that far from those of its
 /// start before the early brackets miss (each side copies that many more returns).
-const EARLY_DRIFT: f64 = 0.005;
+const EARLY_DRIFT: f64 = 0.01;
 
 /// Independent accumulators of the counting loop, so that the compiler vectorizes.
 const LANES: usize = 4;
@@ -109,12 +114,20 @@ impl TailScan {
     /// may hold anything on entry.
     pub(crate) fn start(equity: &[f64], buffer: &mut Vec<f64>) -> TailScan {
         let n = equity.len().saturating_sub(1);
-        TailScan::start_with(n, n, 0.0, |i| equity[i + 1] / equity[i] - 1.0, buffer)
+        TailScan::start_with(
+            n,
+            n,
+            SAMPLE,
+            0.0,
+            |i| equity[i + 1] / equity[i] - 1.0,
+            buffer,
+        )
     }
 
     /// [`start`](Self::start) for a curve of `n` returns of which only the first ones,
-    /// `seen`, are known yet (at least [`SAMPLE`] of them; the rest are still being
-    /// written): the brackets come from a sample of `seen` and are wider by
+    /// `seen`, are known yet (at least [`EARLY_SAMPLE`] of them; the rest are still
+    /// being written): the brackets come from a larger sample, of `seen` (it costs the
+    /// run nothing: the pass waits for the curve anyway), and are wider by
     /// [`EARLY_DRIFT`] on each side, so that they still hold the ranks when the rest
     /// of the curve is somewhat unlike its start. When it is not, [`finish`] declines
     /// as for a misleading sample. Call [`set_len`](Self::set_len) if the curve ends
@@ -122,8 +135,15 @@ impl TailScan {
     ///
     /// [`finish`]: Self::finish
     pub(crate) fn start_early(seen: &[f64], n: usize, buffer: &mut Vec<f64>) -> TailScan {
-        debug_assert!(seen.len() >= SAMPLE && n >= SAMPLED_FROM);
-        TailScan::start_with(n, seen.len(), EARLY_DRIFT, |i| seen[i], buffer)
+        debug_assert!(seen.len() >= EARLY_SAMPLE && n >= SAMPLED_FROM);
+        TailScan::start_with(
+            n,
+            seen.len(),
+            EARLY_SAMPLE,
+            EARLY_DRIFT,
+            |i| seen[i],
+            buffer,
+        )
     }
 
     /// The curve has `n` returns (at most the `n` of [`start_early`](Self::start_early)).
@@ -157,12 +177,13 @@ impl TailScan {
     }
 
     /// [`start`](Self::start) for `n` returns, the sample taken from the first
-    /// `sampled` (return `i` given by `return_at(i)`), the brackets wider by `drift`
-    /// (a fraction of the returns) on each side.
+    /// `sampled` (return `i` given by `return_at(i)`), `sample` of them, the brackets
+    /// wider by `drift` (a fraction of the returns) on each side.
     #[inline(always)]
     fn start_with(
         n: usize,
         sampled: usize,
+        sample: usize,
         drift: f64,
         return_at: impl Fn(usize) -> f64,
         buffer: &mut Vec<f64>,
@@ -182,10 +203,10 @@ impl TailScan {
             grow(buffer, n);
             return scan;
         }
-        grow(buffer, SAMPLE.max(n / 8 + 1024));
-        let stride = sampled / SAMPLE;
-        for (j, slot) in buffer[..SAMPLE].iter_mut().enumerate() {
-            let i = j * sampled / SAMPLE + stride / 2;
+        grow(buffer, sample.max(n / 8 + 1024));
+        let stride = sampled / sample;
+        for (j, slot) in buffer[..sample].iter_mut().enumerate() {
+            let i = j * sampled / sample + stride / 2;
             *slot = return_at(i);
         }
         // The sample ranks of the bracket ends, in increasing order.
@@ -193,15 +214,15 @@ impl TailScan {
         for (b, q) in QUANTILES.into_iter().enumerate() {
             let rank = Rank::of(n, q);
             let p = rank.lower as f64 / n as f64;
-            let margin = 4.0 * (SAMPLE as f64 * p * (1.0 - p)).sqrt() + 3.0 + drift * SAMPLE as f64;
-            let from = (p * SAMPLE as f64 - margin).floor();
-            let to = ((rank.last() + 1) as f64 / n as f64 * SAMPLE as f64 + margin).ceil();
+            let margin = 4.0 * (sample as f64 * p * (1.0 - p)).sqrt() + 3.0 + drift * sample as f64;
+            let from = (p * sample as f64 - margin).floor();
+            let to = ((rank.last() + 1) as f64 / n as f64 * sample as f64 + margin).ceil();
             if from >= 0.0 {
                 ends[2 * b] = (from as usize, b, false);
             } else {
                 ends[2 * b] = (usize::MAX, b, false);
             }
-            if to < SAMPLE as f64 {
+            if to < sample as f64 {
                 ends[2 * b + 1] = (to as usize, b, true);
             } else {
                 ends[2 * b + 1] = (usize::MAX, b, true);
@@ -219,7 +240,7 @@ impl TailScan {
                 buffer[rank]
             } else {
                 let (_, &mut value, _) =
-                    buffer[done..SAMPLE].select_nth_unstable_by(rank - done, total_order);
+                    buffer[done..sample].select_nth_unstable_by(rank - done, total_order);
                 done = rank + 1;
                 value
             };
@@ -458,7 +479,7 @@ pub(crate) fn tails_by_selection(equity: &[f64], buffer: &mut Vec<f64>) -> Tails
 #[inline(always)]
 pub(crate) fn tails_of_stored(returns: &mut [f64], buffer: &mut Vec<f64>) -> Tails {
     let n = returns.len();
-    let mut scan = TailScan::start_with(n, n, 0.0, |i| returns[i], buffer);
+    let mut scan = TailScan::start_with(n, n, SAMPLE, 0.0, |i| returns[i], buffer);
     for block in returns.chunks(MAX_BLOCK) {
         scan.add_block(block, buffer);
     }
