@@ -164,16 +164,17 @@ impl Backtester {
         strategy.start(1)?;
         let bar_timestamps = series.timestamps();
         let n = bar_timestamps.len();
-        self.measured(n + 1, |curve| {
+        let timestamps = || {
             let mut timestamps = Vec::with_capacity(n + 1);
             timestamps.push(bar_timestamps[0]);
+            timestamps.extend_from_slice(bar_timestamps);
+            timestamps
+        };
+        self.measured(n + 1, timestamps, |curve| {
             let close = series.close();
             let mut engine = Engine::new(&self.config, [name], curve)?;
             let mut row = 0;
             while row < n {
-                // Copied here rather than up front: the bar's timestamp is then in cache
-                // when an order needs it, instead of a cache miss per order.
-                timestamps.push(bar_timestamps[row]);
                 engine.before_close(0, series, row)?;
                 engine.mark_close(0, series, row);
                 if engine.is_quiet(0) {
@@ -182,7 +183,6 @@ impl Backtester {
                         FastForward::Unsupported => {}
                         FastForward::HoldsToEnd => {
                             engine.record_held(&close[row..]);
-                            timestamps.extend_from_slice(&bar_timestamps[row + 1..]);
                             engine.mark_close(0, series, n - 1);
                             break;
                         }
@@ -191,7 +191,6 @@ impl Backtester {
                                 return Err(engine.fast_forward_out_of_range(row, index));
                             }
                             engine.record_held(&close[row..index]);
-                            timestamps.extend_from_slice(&bar_timestamps[row + 1..=index]);
                             engine.mark_close(0, series, index);
                             if !decision.is_hold() {
                                 engine.act(0, series, index, decision)?;
@@ -206,19 +205,20 @@ impl Backtester {
                 engine.record_equity();
                 row += 1;
             }
-            Ok((engine.into_records(), timestamps))
+            Ok(engine.into_records())
         })
     }
 
     /// Runs `simulate`, which writes a curve of at most `points` points to the writer
-    /// it is given and returns the run's records and the curve's timestamps, and
-    /// computes the metrics of that curve.
+    /// it is given and returns the run's records, builds the curve's timestamps with
+    /// `timestamps`, and computes the metrics of that curve.
     ///
     /// On a long curve, when the global rayon pool has a second thread and this thread
-    /// is not one of its workers (a sweep keeps them busy with runs of its own), the
-    /// metrics' pass over the curve runs on that second thread *while* the simulation
-    /// writes the curve ([`CurveFeed`]), and only the tails are left when the curve is
-    /// complete. The metrics are the same either way, bit for bit but for the CVaR
+    /// is not one of its workers (a sweep keeps them busy with runs of its own), that
+    /// second thread does all but the simulation *while* the simulation writes the
+    /// curve ([`CurveFeed`]): it has the curve's pages mapped, builds the timestamps
+    /// (8 MB for a million bars) and makes the metrics' pass over the curve, and only
+    /// the tails are left when the curve is complete. The metrics are the same either way, bit for bit but for the CVaR
     /// (a few ulps; see `metrics/curve.rs`); a test checks.
     ///
     /// While it waits for the curve, that thread runs the pool's other pending jobs,
@@ -226,19 +226,24 @@ impl Backtester {
     pub(crate) fn measured(
         &self,
         points: usize,
-        simulate: impl FnOnce(CurveWriter<'_>) -> Result<(Records, Vec<i64>)>,
+        timestamps: impl FnOnce() -> Vec<i64> + Send,
+        simulate: impl FnOnce(CurveWriter<'_>) -> Result<Records>,
     ) -> Result<BacktestResult> {
         let feed = CurveFeed::with_capacity(points);
         let config = &self.config.metrics;
-        let ((records, timestamps), pass) = if overlaps(points) {
-            let mut pass = None;
+        let (records, timestamps, pass) = if overlaps(points) {
+            let (mut pass, mut stamps) = (None, Vec::new());
             let run = rayon::in_place_scope(|scope| {
-                scope.spawn(|_| pass = Some(Metrics::scan_feed(&feed, config)));
+                scope.spawn(|_| {
+                    feed.prefault();
+                    stamps = timestamps();
+                    pass = Some(Metrics::scan_feed(&feed, config));
+                });
                 simulate(feed.writer())
             });
-            (run?, pass)
+            (run?, stamps, pass)
         } else {
-            (simulate(feed.writer())?, None)
+            (simulate(feed.writer())?, timestamps(), None)
         };
         let equity = feed.into_vec();
         debug_assert_eq!(timestamps.len(), equity.len());

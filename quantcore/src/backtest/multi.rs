@@ -98,10 +98,13 @@ impl Backtester {
         }
         strategy.start(series.len())?;
         let union = union_timestamps(series);
-        self.measured(union.len() + 1, |curve| {
+        let timestamps = || {
             let mut timestamps = Vec::with_capacity(union.len() + 1);
             timestamps.push(union[0]);
             timestamps.extend_from_slice(&union);
+            timestamps
+        };
+        self.measured(union.len() + 1, timestamps, |curve| {
             let mut engine = Engine::new(self.config(), names.iter().map(String::as_str), curve)?;
 
             // `cursor[i]`: the next bar of series i; `active[i]`: its row at this timestamp.
@@ -128,7 +131,7 @@ impl Backtester {
                 }
                 engine.record_equity();
             }
-            Ok((engine.into_records(), timestamps))
+            Ok(engine.into_records())
         })
     }
 }

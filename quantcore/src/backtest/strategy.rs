@@ -158,11 +158,14 @@ const PREFETCH_BARS: usize = 64;
 #[inline(always)]
 fn prefetch_open(series: &BarSeries, index: usize) {
     #[cfg(target_arch = "x86_64")]
-    if let Some(open) = series.open().get(index) {
+    if let (Some(open), Some(time)) = (series.open().get(index), series.timestamps().get(index)) {
         use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
         // SAFETY: a prefetch is only a hint: it never faults and reads nothing the
-        // program sees; the pointer is to a live element.
-        unsafe { _mm_prefetch::<_MM_HINT_T0>(std::ptr::from_ref(open).cast::<i8>()) };
+        // program sees; the pointers are to live elements.
+        unsafe {
+            _mm_prefetch::<_MM_HINT_T0>(std::ptr::from_ref(open).cast::<i8>());
+            _mm_prefetch::<_MM_HINT_T0>(std::ptr::from_ref(time).cast::<i8>());
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (series, index);

@@ -65,6 +65,39 @@ impl CurveFeed {
         self.capacity
     }
 
+    /// Has the kernel map every page of the buffer now (`MADV_POPULATE_WRITE`), so
+    /// that the writer does not stop at each fresh page while the kernel zeroes it.
+    /// The reader's thread calls it as the run starts: a 1M-point curve is 8 MB, four
+    /// transparent huge pages or 2,000 small ones, about a millisecond of faults that
+    /// the writer's thread would otherwise take. Only a hint, changing no byte of the
+    /// buffer: on a kernel without it (before Linux 5.14) or another platform it does
+    /// nothing, and the writer faults the pages in as before.
+    pub(crate) fn prefault(&self) {
+        #[cfg(target_os = "linux")]
+        {
+            // SAFETY: sysconf has no preconditions.
+            let page = match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
+                size if size > 0 => size as usize,
+                _ => return,
+            };
+            let end = self.points as usize + self.capacity * size_of::<f64>();
+            let start = (self.points as usize).next_multiple_of(page);
+            if end > start {
+                // SAFETY: the range lies in the buffer this feed owns (its first page
+                // boundary to its end), and MADV_POPULATE_WRITE only maps pages: it
+                // reads and writes no byte of them, so it cannot race with the
+                // writer. A failure (EINVAL on an old kernel) leaves things as they are.
+                unsafe {
+                    libc::madvise(
+                        start as *mut libc::c_void,
+                        end - start,
+                        libc::MADV_POPULATE_WRITE,
+                    );
+                }
+            }
+        }
+    }
+
     /// The writer of the curve; panics if one was already taken.
     pub(crate) fn writer(&self) -> CurveWriter<'_> {
         let taken = self.writing.swap(true, Ordering::Relaxed);
