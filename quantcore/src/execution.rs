@@ -89,13 +89,18 @@ impl CommissionModel {
     }
 
     fn problems(&self) -> Vec<Error> {
+        self.each_problem().collect()
+    }
+
+    /// The problems one by one, without collecting them: checking a model on every
+    /// fill costs two comparisons.
+    fn each_problem(&self) -> impl Iterator<Item = Error> {
         [("rate", self.rate), ("fixed_fee", self.fixed_fee)]
             .into_iter()
             .filter(|(_, value)| !(value.is_finite() && *value >= 0.0))
             .map(|(name, value)| {
                 Error::invalid_parameter(name, value, "must be finite and non-negative")
             })
-            .collect()
     }
 
     /// The commission on a fill of `notional` (sign ignored): `rate * |notional| + fixed_fee`.
@@ -197,7 +202,7 @@ impl ExecutionModel {
     /// quantity; [`Error::InvalidInput`] for a non-positive or non-finite reference
     /// price; [`Error::InvalidParameter`] when the model itself is invalid.
     pub fn fill_market(&self, order: &Order, reference_price: f64, timestamp: i64) -> Result<Fill> {
-        self.check_order(order, "market")?;
+        self.check_order(order, false)?;
         check_price("reference_price", reference_price)?;
         let price = self.market_price(order.side, reference_price);
         Ok(self.make_fill(order, price, timestamp))
@@ -210,7 +215,7 @@ impl ExecutionModel {
     /// As [`fill_market`](Self::fill_market), with [`Error::OrderKindMismatch`] for a
     /// market order and [`Error::InvalidInput`] for a bad `open`, `high` or `low`.
     pub fn fill_limit(&self, order: &Order, bar: &Bar) -> Result<Option<Fill>> {
-        self.check_order(order, "limit")?;
+        self.check_order(order, true)?;
         let OrderKind::Limit { price: limit } = order.kind else {
             // check_order has rejected market orders already.
             return Ok(None);
@@ -249,7 +254,9 @@ impl ExecutionModel {
         }
     }
 
-    fn check_order(&self, order: &Order, expected: &'static str) -> Result<()> {
+    /// Checks the model, and that `order` is open, a limit order when `limit` (else a
+    /// market order), and of a valid quantity.
+    fn check_order(&self, order: &Order, limit: bool) -> Result<()> {
         if !(0.0..10_000.0).contains(&self.slippage_bps) {
             return Err(Error::invalid_parameter(
                 "slippage_bps",
@@ -257,7 +264,7 @@ impl ExecutionModel {
                 "must be in [0, 10000)",
             ));
         }
-        if let Some(problem) = self.commission.problems().into_iter().next() {
+        if let Some(problem) = self.commission.each_problem().next() {
             return Err(problem);
         }
         if !order.is_open() {
@@ -266,7 +273,8 @@ impl ExecutionModel {
                 status: order.status.to_string(),
             });
         }
-        if order.kind.as_str() != expected {
+        let expected = if limit { "limit" } else { "market" };
+        if matches!(order.kind, OrderKind::Limit { .. }) != limit {
             return Err(Error::OrderKindMismatch {
                 order_id: order.id,
                 expected,

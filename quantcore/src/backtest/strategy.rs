@@ -147,7 +147,7 @@ impl ExactSizeIterator for Ahead<'_> {}
 
 /// How far ahead of the scan [`Ahead`] prefetches the opens: about 250 ns at the
 /// built-in strategies' 3-5 ns per bar, more than a miss to memory takes.
-const PREFETCH_BARS: usize = 64;
+pub(crate) const PREFETCH_BARS: usize = 64;
 
 /// Asks the CPU to bring the cache line of `series.open()[index]` in (when it exists).
 ///
@@ -156,7 +156,7 @@ const PREFETCH_BARS: usize = 64;
 /// million-bar momentum run with 27,500 orders. A prefetch costs one instruction and
 /// never waits; there is no portable one in `std`, so other targets do without.
 #[inline(always)]
-fn prefetch_open(series: &BarSeries, index: usize) {
+pub(crate) fn prefetch_open(series: &BarSeries, index: usize) {
     #[cfg(target_arch = "x86_64")]
     if let (Some(open), Some(time)) = (series.open().get(index), series.timestamps().get(index)) {
         use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
@@ -305,6 +305,14 @@ impl<'a> History<'a> {
     pub(crate) fn from_parts(series: &'a BarSeries, index: usize) -> Self {
         debug_assert!(index < series.len());
         History { series, end: index }
+    }
+
+    /// The whole series, the bars after the current one included: for a built-in
+    /// fast path that walks the columns itself instead of through [`Ahead`], and
+    /// reads only what [`Ahead`] would have shown it by each bar.
+    #[inline]
+    pub(crate) fn series(&self) -> &'a BarSeries {
+        self.series
     }
 
     /// Index of the current bar in the series.
