@@ -92,8 +92,16 @@ impl CommissionModel {
         self.each_problem().collect()
     }
 
-    /// The problems one by one, without collecting them: checking a model on every
-    /// fill costs two comparisons.
+    /// True when every field is valid: the check of every fill, four comparisons.
+    #[inline]
+    fn is_valid(&self) -> bool {
+        self.rate.is_finite()
+            && self.rate >= 0.0
+            && self.fixed_fee.is_finite()
+            && self.fixed_fee >= 0.0
+    }
+
+    /// The problems one by one, without collecting them.
     fn each_problem(&self) -> impl Iterator<Item = Error> {
         [("rate", self.rate), ("fixed_fee", self.fixed_fee)]
             .into_iter()
@@ -264,7 +272,9 @@ impl ExecutionModel {
                 "must be in [0, 10000)",
             ));
         }
-        if let Some(problem) = self.commission.each_problem().next() {
+        if !self.commission.is_valid()
+            && let Some(problem) = self.commission.each_problem().next()
+        {
             return Err(problem);
         }
         if !order.is_open() {
@@ -373,6 +383,7 @@ impl ExecutionModel {
         bar: &Bar,
         reference_price: f64,
     ) -> Result<OrderOutcome> {
+        validate_order(order, portfolio.instruments())?;
         self.execute_with(order, portfolio, limits, |model, order| {
             model.fill_on_bar(order, bar, reference_price)
         })
@@ -380,7 +391,9 @@ impl ExecutionModel {
 
     /// [`execute`](Self::execute) for a market order that fills at `timestamp`: the
     /// backtester's path, which then reads nothing of the bar but its time (the other
-    /// columns of a long series are cold in cache at an order).
+    /// columns of a long series are cold in cache at an order). The caller has checked
+    /// the order with [`validate_order`] (the backtester does, to name the bar that
+    /// decided it), so it is not checked twice.
     pub(crate) fn execute_market_at(
         &self,
         order: &mut Order,
@@ -396,8 +409,8 @@ impl ExecutionModel {
         })
     }
 
-    /// The pipeline after the fill: `fill` is the simulated fill (or `None` for a
-    /// limit the bar did not reach).
+    /// The pipeline after the fill, for a valid order: `fill` is the simulated fill
+    /// (or `None` for a limit the bar did not reach).
     #[inline]
     fn execute_with(
         &self,
@@ -406,7 +419,7 @@ impl ExecutionModel {
         limits: &RiskLimits,
         fill: impl FnOnce(&Self, &Order) -> Result<Option<Fill>>,
     ) -> Result<OrderOutcome> {
-        validate_order(order, portfolio.instruments())?;
+        debug_assert!(validate_order(order, portfolio.instruments()).is_ok());
         let Some(fill) = fill(self, order)? else {
             return Ok(OrderOutcome::Pending);
         };
