@@ -26,6 +26,21 @@
 //! each), copying the timestamps and growing the order records about 0.9 ms, the equity
 //! fill about 0.6 ms. The sweep 588-633 ms (about 165M bar-pairs/s on both cores), the
 //! 10-symbol run 290 ms (29 ns per symbol-bar).
+//!
+//! Figures of 2026-12-03, on a VM of the same kind that ran 1.7-2x slower all day (the
+//! unchanged sweep took 1.13-1.18 s, the 10-symbol run 495 ms) and alternated within
+//! seconds between a fast and a slow phase (a run of the same binary 11 or 18 ms):
+//! `backtest/momentum` 19.5 ms against 26.8 ms for the code of the morning, in the same
+//! criterion run; the best of 30 runs of an example over the same bars, alternating the
+//! two builds, 10.8-11.2 ms against 11.9-12.4. Deterministic, from `valgrind
+//! --tool=callgrind` over one run: the simulation's thread executes 94.2M instructions
+//! (111.1M in the morning), the metrics' pass about 67M more on the second core. Of the
+//! 94M: the momentum scan 39M (29 a bar plus the re-adds), the orders about 1,400
+//! each, the rest the equity fill and the records.
+//!
+//! A wall-clock figure here needs a quiet machine: compare builds in one criterion run,
+//! and count instructions with callgrind (an example that builds these bars and calls
+//! `Backtester::run`, `--toggle-collect='quantcore::backtest::engine::Backtester::run*'`).
 
 /// mimalloc, as in the Python module: the figures are those a notebook gets (see the
 /// workspace `Cargo.toml` for why not glibc's malloc).
