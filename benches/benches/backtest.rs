@@ -39,8 +39,8 @@
 //! each, the rest the equity fill and the records.
 //!
 //! A wall-clock figure here needs a quiet machine: compare builds in one criterion run,
-//! and count instructions with callgrind (an example that builds these bars and calls
-//! `Backtester::run`, `--toggle-collect='quantcore::backtest::engine::Backtester::run*'`).
+//! and count instructions with callgrind over the `backtest_profile` example (the same
+//! bars and run; its docs say how).
 
 /// mimalloc, as in the Python module: the figures are those a notebook gets (see the
 /// workspace `Cargo.toml` for why not glibc's malloc).
@@ -52,52 +52,12 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use quantcore::BarSeries;
-use quantcore::backtest::{BacktestConfig, Backtester, MomentumStrategy, PerSymbol, sweep};
-use quantcore::execution::{CommissionModel, ExecutionModel};
-use quantcore::order::Sizing;
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use quantcore::backtest::{Backtester, MomentumStrategy, PerSymbol, sweep};
+use quantcore_benches::{backtest_config as config, drifting_walk as walk};
 
 const BARS: usize = 1_000_000;
 const SWEEP_BARS: usize = 100_000;
 const SYMBOLS: usize = 10;
-
-/// `n` daily bars whose log close is a random walk (about 1 % a day) pulled slowly
-/// toward ln 100, so that a million bars stay in a realistic range (roughly 35 to 280)
-/// and trends of all lengths occur; the open is a small gap from the previous close
-/// and the high and low reach beyond the body.
-fn walk(n: usize, seed: u64, symbol: &str) -> BarSeries {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let mut columns: [Vec<f64>; 5] = std::array::from_fn(|_| Vec::with_capacity(n));
-    let anchor = 100f64.ln();
-    let mut log_close = anchor;
-    for _ in 0..n {
-        let previous = log_close.exp();
-        log_close += 0.0005 * (anchor - log_close) + rng.gen_range(-0.017..0.017);
-        let open = previous * (1.0 + rng.gen_range(-0.002..0.002));
-        let close = log_close.exp();
-        columns[0].push(open);
-        columns[1].push(open.max(close) * (1.0 + rng.gen_range(0.0..0.01)));
-        columns[2].push(open.min(close) * (1.0 - rng.gen_range(0.0..0.01)));
-        columns[3].push(close);
-        columns[4].push(rng.gen_range(1e4..1e6));
-    }
-    let [open, high, low, close, volume] = columns;
-    let timestamps = (0..n as i64).map(|i| 946_684_800 + i * 86_400).collect();
-    BarSeries::new(timestamps, open, high, low, close, volume)
-        .expect("the walk builds valid bars")
-        .with_symbol(symbol)
-}
-
-fn config() -> BacktestConfig {
-    BacktestConfig {
-        initial_capital: 10_000_000.0,
-        execution: ExecutionModel::new(CommissionModel::new(0.001, 0.0).expect("valid"), 5.0)
-            .expect("valid"),
-        sizing: Sizing::FixedQuantity(100.0),
-        ..BacktestConfig::default()
-    }
-}
 
 fn momentum_one_symbol(c: &mut Criterion) {
     let series = walk(BARS, 42, "WALK");

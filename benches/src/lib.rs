@@ -5,6 +5,9 @@
 use std::fmt::Write as _;
 
 use quantcore::BarSeries;
+use quantcore::backtest::BacktestConfig;
+use quantcore::execution::{CommissionModel, ExecutionModel};
+use quantcore::order::Sizing;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -116,4 +119,43 @@ pub fn to_yahoo_json(series: &BarSeries) -> Vec<u8> {
         v = column(series.volume()),
     )
     .into_bytes()
+}
+
+/// `n` daily bars whose log close is a random walk (about 1 % a day) pulled slowly
+/// toward ln 100, so that a million bars stay in a realistic range (roughly 35 to 280)
+/// and trends of all lengths occur; the open is a small gap from the previous close
+/// and the high and low reach beyond the body.
+pub fn drifting_walk(n: usize, seed: u64, symbol: &str) -> BarSeries {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut columns: [Vec<f64>; 5] = std::array::from_fn(|_| Vec::with_capacity(n));
+    let anchor = 100f64.ln();
+    let mut log_close = anchor;
+    for _ in 0..n {
+        let previous = log_close.exp();
+        log_close += 0.0005 * (anchor - log_close) + rng.gen_range(-0.017..0.017);
+        let open = previous * (1.0 + rng.gen_range(-0.002..0.002));
+        let close = log_close.exp();
+        columns[0].push(open);
+        columns[1].push(open.max(close) * (1.0 + rng.gen_range(0.0..0.01)));
+        columns[2].push(open.min(close) * (1.0 - rng.gen_range(0.0..0.01)));
+        columns[3].push(close);
+        columns[4].push(rng.gen_range(1e4..1e6));
+    }
+    let [open, high, low, close, volume] = columns;
+    let timestamps = (0..n as i64).map(|i| 946_684_800 + i * 86_400).collect();
+    BarSeries::new(timestamps, open, high, low, close, volume)
+        .expect("the walk builds valid bars")
+        .with_symbol(symbol)
+}
+
+/// The backtests' configuration: a 10,000,000 account trading a fixed 100 units,
+/// 0.1 % commission and 5 bps slippage, next-open fills.
+pub fn backtest_config() -> BacktestConfig {
+    BacktestConfig {
+        initial_capital: 10_000_000.0,
+        execution: ExecutionModel::new(CommissionModel::new(0.001, 0.0).expect("valid"), 5.0)
+            .expect("valid"),
+        sizing: Sizing::FixedQuantity(100.0),
+        ..BacktestConfig::default()
+    }
 }
