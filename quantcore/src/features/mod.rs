@@ -50,9 +50,11 @@
 //! their slices first and name the first bad row.
 //!
 //! # Numerical stability
-//! Running sums (SMA) and running moments (volatility, z-score) are recomputed from the
-//! window every time the ring buffer wraps, i.e. every `period` updates, so rounding
-//! error stays bounded over series of any length; the moments use sliding Welford
+//! Running sums (SMA) are recomputed from the window every whole number of windows of
+//! at least 256 updates (about `1e-13` of the sum at most between two recomputations),
+//! running moments (volatility, z-score) every time the ring buffer wraps, i.e. every
+//! `period` updates, so rounding error stays bounded over series of any length; the
+//! moments use sliding Welford
 //! updates in between, which do not cancel catastrophically when the mean is large
 //! against the spread. Tests check a million values near 1e6 against a two-pass
 //! recomputation. EMA, RSI and ATR are recursive and forget their errors geometrically.
@@ -80,8 +82,8 @@ pub use batch::{
     simple_returns, sma,
 };
 pub use indicator::Indicator;
-pub(crate) use moving_average::window_sum;
 pub use moving_average::{Ema, Sma};
+pub(crate) use moving_average::{resum_every, window_sum};
 pub use returns::{LogReturn, ReturnKind, SimpleReturn};
 pub use volatility::{RollingVolatility, RollingZScore};
 pub use wilder::{Atr, Rsi};

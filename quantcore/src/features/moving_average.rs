@@ -8,9 +8,14 @@ use crate::error::Result;
 ///
 /// `SMA_t = (x_{t-period+1} + ... + x_t) / period`; the first value comes with the
 /// `period`-th input. A running sum makes each update O(1); the sum is recomputed from
-/// the window each time the ring buffer wraps (every `period` updates), so rounding
-/// error cannot build up over long series. The recomputation adds in four interleaved
-/// partial sums ([`window_sum`]).
+/// the window with the `period`-th input and then every [`resum_every`]`(period)`
+/// updates (a whole number of windows, at least [`RESUM_SPAN`] updates), so rounding
+/// error cannot build up over long series: between two re-adds it is at most a few
+/// hundred ulps of the sum, about `1e-13` of it. The recomputation adds in four
+/// interleaved partial sums ([`window_sum`]). A non-finite input (NaN, infinity)
+/// makes the sum non-finite; while it is, the sum is also recomputed each time the
+/// window has been rewritten, so the average is finite again within a window of the
+/// last non-finite input leaving it.
 ///
 /// ```
 /// use quantcore::features::Sma;
@@ -28,6 +33,8 @@ pub struct Sma {
     inverse_period: f64,
     window: Ring,
     sum: f64,
+    /// Updates after warm-up left until the sum is re-added from the window.
+    until_resum: usize,
     value: Option<f64>,
 }
 
@@ -43,6 +50,7 @@ impl Sma {
             inverse_period: 1.0 / period as f64,
             window: Ring::new(period),
             sum: 0.0,
+            until_resum: 1,
             value: None,
         })
     }
@@ -62,8 +70,10 @@ impl Sma {
         if !self.window.is_full() {
             return None;
         }
-        if self.window.just_wrapped() {
+        self.until_resum -= 1;
+        if self.until_resum == 0 || (!self.sum.is_finite() && self.window.just_wrapped()) {
             self.sum = window_sum(self.window.values());
+            self.until_resum = resum_every(self.period);
         }
         self.value = Some(self.sum * self.inverse_period);
         self.value
@@ -78,17 +88,34 @@ impl Sma {
     pub fn reset(&mut self) {
         self.window.clear();
         self.sum = 0.0;
+        self.until_resum = 1;
         self.value = None;
     }
 }
 
+/// Fewest updates between two re-adds of a running window sum from its window.
+///
+/// Each update adds `x - oldest` to the sum, a rounding of at most one ulp of the sum
+/// each (two with the subtraction), so after `RESUM_SPAN` updates the running sum is
+/// within about 512 ulps (`1e-13` relative) of the window's: ample for an average that
+/// is compared with another or fed to a model. A re-add costs `period` additions;
+/// re-adding every window (as pandas' rolling sums never do, and TA-Lib's neither)
+/// doubled the cost of a short average's update, the cost a momentum backtest pays per
+/// bar.
+pub(crate) const RESUM_SPAN: usize = 256;
+
+/// Updates between two re-adds of a running sum over `period` values: the smallest
+/// whole number of windows that is at least [`RESUM_SPAN`] (`period` itself from 256 on).
+#[inline]
+pub(crate) fn resum_every(period: usize) -> usize {
+    period * RESUM_SPAN.div_ceil(period)
+}
+
 /// The sum of a moving average's window, in four interleaved partial sums (then the
 /// last `len % 4` values): a chain of `len / 4 + 4` dependent additions instead of
-/// `len`. The running sum's chain is the cost per bar of a streaming average (a
-/// momentum backtest is bound by it), and a re-add every `period` bars doubled it.
-/// The order changes the rounding, as any summation order does; the streaming
-/// averages ([`Sma`], the momentum strategy's) all use this one, so they agree bit for
-/// bit.
+/// `len`. The order changes the rounding, as any summation order does; the streaming
+/// averages ([`Sma`], the momentum strategy's) all use this one at the same updates,
+/// so they agree bit for bit.
 #[inline]
 pub(crate) fn window_sum(values: &[f64]) -> f64 {
     let chunks = values.chunks_exact(4);
@@ -331,21 +358,51 @@ mod tests {
 
     #[test]
     fn sma_stays_exact_over_a_million_values() {
-        // Values near 1e6 with cents: a running sum alone drifts; the recompute at every
-        // wrap keeps the last average within a few ulps of the direct mean.
+        // Values near 1e6 with cents: every average within the drift bound of the
+        // running sum between two re-adds (half an ulp of the sum an update, plus the
+        // direct sum's own rounding) of the window's mean, and exactly the re-added
+        // window's mean at each re-add.
         let xs: Vec<f64> = (0..1_000_000u64)
             .map(|i| 1e6 + ((i * 7_919) % 10_007) as f64 * 0.01)
             .collect();
         let n = 50;
+        let every = resum_every(n);
+        assert_eq!(every, 300);
         let mut sma = Sma::new(n).unwrap();
-        let mut last = None;
-        for &x in &xs {
-            last = sma.update(x);
+        let mut worst = 0.0_f64;
+        for (i, &x) in xs.iter().enumerate() {
+            let Some(average) = sma.update(x) else {
+                assert!(i + 1 < n);
+                continue;
+            };
+            let window = &xs[i + 1 - n..=i];
+            let direct = window.iter().sum::<f64>() / n as f64;
+            worst = worst.max((average - direct).abs() / direct);
+            if (i + 1 - n) % every == 0 {
+                assert_eq!(
+                    average,
+                    window_sum(window) * (1.0 / n as f64),
+                    "re-add at {i}"
+                );
+            }
         }
-        let direct = xs[xs.len() - n..].iter().sum::<f64>() / n as f64;
-        assert!(
-            (last.unwrap() - direct).abs() < 1e-9,
-            "{last:?} vs {direct}"
-        );
+        let bound = (every + n) as f64 * f64::EPSILON;
+        assert!(worst <= bound, "{worst:e} > {bound:e}");
+        assert!(worst > 0.0, "the running sum rounds between re-adds");
+    }
+
+    #[test]
+    fn a_nan_leaves_the_average_within_a_window_of_leaving_the_input() {
+        let mut xs = naive::random_prices(3, 60);
+        xs[12] = f64::NAN;
+        let n = 5;
+        let mut sma = Sma::new(n).unwrap();
+        let out = stream(|x| sma.update(x), &xs);
+        let expected = naive::sma(&xs, n);
+        // NaN while the NaN is in the window (12..=16) and until the next re-add
+        assert!(out[12..=16].iter().all(|v| v.is_nan()));
+        let first = (17..).find(|&i| out[i].is_finite()).unwrap();
+        assert!(first < 17 + n, "finite again at {first}");
+        naive::assert_close(&out[first..], &expected[first..], 1e-12, "sma after a NaN");
     }
 }

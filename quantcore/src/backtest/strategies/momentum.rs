@@ -6,7 +6,7 @@ use crate::backtest::strategy::{
     Ahead, Context, Decision, FastForward, History, PREFETCH_BARS, Strategy, prefetch_open,
 };
 use crate::error::{Error, Result};
-use crate::features::window_sum;
+use crate::features::{resum_every, window_sum};
 
 /// The checked parameters of a [`MomentumStrategy`].
 ///
@@ -87,7 +87,7 @@ impl MomentumParams {
 /// [`Decision::close`]; when the position already matches it holds.
 ///
 /// The averages are those of the streaming [`Sma`](crate::features::Sma) of [`features`](crate::features),
-/// bit for bit (a running sum, re-added from the window once every `period` bars),
+/// bit for bit (a running sum, re-added from the window every few hundred bars),
 /// but the window is read from the history instead of copied into a ring: O(1) per
 /// bar, no allocation. The strategy expects the bars of its series in order, as the
 /// backtester feeds them; fed anything else, it re-adds its window from the history. The strategy follows one symbol; wrap
@@ -112,8 +112,10 @@ pub struct MomentumStrategy {
 
 /// [`Sma`](crate::features::Sma)'s arithmetic over the closes of a history: the running sum gains the new
 /// close and loses the one `period` bars back, and is re-added from the window right
-/// after the `period`-th close and every `period` closes after it, exactly when
-/// [`Sma`](crate::features::Sma) re-adds its ring, so the values are the same bit for bit.
+/// after the `period`-th close and every [`resum_every`]`(period)` closes after it,
+/// exactly when [`Sma`](crate::features::Sma) re-adds its ring, so the values are the
+/// same bit for bit (the closes of a series are finite, so `Sma`'s extra re-adds of a
+/// non-finite sum do not come up).
 #[derive(Debug, Clone, Copy)]
 struct WindowSma {
     period: usize,
@@ -123,6 +125,8 @@ struct WindowSma {
     seen: usize,
     /// Updates after warm-up left until the sum is re-added from the window.
     until_resum: usize,
+    /// [`resum_every`]`(period)`.
+    resum_every: usize,
 }
 
 impl WindowSma {
@@ -134,6 +138,7 @@ impl WindowSma {
             seen: 0,
             // The first re-add comes with the `period`-th close.
             until_resum: 1,
+            resum_every: resum_every(period),
         }
     }
 
@@ -163,7 +168,7 @@ impl WindowSma {
         self.until_resum -= 1;
         if self.until_resum == 0 {
             self.sum = window_sum(&closes[n - self.period..]);
-            self.until_resum = self.period;
+            self.until_resum = self.resum_every;
         }
         Some(self.sum * self.inverse_period)
     }
@@ -177,7 +182,7 @@ impl WindowSma {
         let n = closes.len();
         WindowSma {
             seen: n,
-            until_resum: period,
+            until_resum: resum_every(period),
             sum: window_sum(&closes[n.saturating_sub(period)..]),
             ..WindowSma::new(period)
         }
@@ -283,6 +288,7 @@ impl MomentumStrategy {
         let (fast_inverse, slow_inverse) = (self.fast.inverse_period, self.slow.inverse_period);
         let (mut fast_sum, mut slow_sum) = (self.fast.sum, self.slow.sum);
         let (mut fast_until, mut slow_until) = (self.fast.until_resum, self.slow.until_resum);
+        let (fast_every, slow_every) = (self.fast.resum_every, self.slow.resum_every);
         // The bars from `first` on, walked over the close column rather than through
         // `Ahead` (no `History` per bar, no bounds checks): at bar `i` the loop reads
         // the closes at `i`, `i - fast_period` and `i - slow_period` (and the windows
@@ -308,14 +314,14 @@ impl MomentumStrategy {
             }
             fast_until -= 1;
             fast_sum = if fast_until == 0 {
-                fast_until = fast_period;
+                fast_until = fast_every;
                 resum(closes, i, fast_period)
             } else {
                 fast_sum + (x - fast_out)
             };
             slow_until -= 1;
             slow_sum = if slow_until == 0 {
-                slow_until = slow_period;
+                slow_until = slow_every;
                 resum(closes, i, slow_period)
             } else {
                 slow_sum + (x - slow_out)
@@ -354,7 +360,7 @@ impl MomentumStrategy {
 }
 
 /// The re-added sum of the `period` closes through bar `i`: out of [`steady`]'s loop
-/// (it comes once every `period` bars), which keeps its registers for the bar's work.
+/// (it comes once every few hundred bars), which keeps its registers for the bar's work.
 ///
 /// [`steady`]: MomentumStrategy::steady
 #[cold]
