@@ -151,12 +151,16 @@ impl TailScan {
         self.n = n;
     }
 
-    /// True when the brackets hold the percentiles' ranks among the `counted` returns
-    /// counted so far, with a margin of half [`EARLY_DRIFT`] of them on each side: the
-    /// check of early brackets while the curve is still being written (when it fails,
-    /// the rest of the curve has drifted from its start and the brackets are better
-    /// placed again). `buffer` as [`add_block`](Self::add_block) left it. Cost: one
-    /// pass over the copies.
+    /// True when the brackets still look right after `counted` returns: for each
+    /// percentile, they hold either its ranks among the returns counted so far with a
+    /// margin of half [`EARLY_DRIFT`] of them on each side (brackets placed from a
+    /// sample), or the ranks where its value is expected among them once the whole
+    /// curve is in ([`expected`](Self::expected) with half the margin
+    /// [`narrow`](Self::narrow) keeps: narrowed brackets). The check of the
+    /// brackets while the curve is still being written: when it fails, the rest of
+    /// the curve has drifted from its start and the brackets are better placed
+    /// again. `buffer` as [`add_block`](Self::add_block) left it. Cost: one pass over
+    /// the copies.
     pub(crate) fn holds(&self, counted: usize, buffer: &[f64]) -> bool {
         if self.overflowed || counted == 0 {
             return false;
@@ -172,8 +176,108 @@ impl TailScan {
                 inside += zeros as usize;
             }
             let rank = Rank::of(counted, QUANTILES[b]);
-            below + slack <= rank.lower && rank.last() + slack < below + inside
+            let sampled = below + slack <= rank.lower && rank.last() + slack < below + inside;
+            let (from, to) = self.expected(b, counted, 0.5);
+            let narrowed = below as f64 <= from && to < (below + inside) as f64;
+            sampled || narrowed
         })
+    }
+
+    /// Where the values at percentile `b`'s ranks are expected among the `counted`
+    /// returns counted so far, once the `n - counted` still to come are in too: the
+    /// ranks among the counted, `(from, to)`, of the final ranks less the returns to
+    /// come expected below them (at the percentile's rate), widened on each side by
+    /// `scale` times a margin of four binomial standard deviations of that count and
+    /// [`EARLY_DRIFT`] of the returns to come (as [`start_early`](Self::start_early)
+    /// allows the rest of the curve to differ from its start). Zero width once every
+    /// return is counted.
+    fn expected(&self, b: usize, counted: usize, scale: f64) -> (f64, f64) {
+        let rank = Rank::of(self.n, QUANTILES[b]);
+        let to_come = self.n.saturating_sub(counted) as f64;
+        let p = rank.lower as f64 / self.n as f64;
+        let expected_below = to_come * p;
+        let margin = if to_come > 0.0 {
+            scale * (4.0 * (to_come * p * (1.0 - p)).sqrt() + 3.0 + EARLY_DRIFT * to_come)
+        } else {
+            0.0
+        };
+        (
+            rank.lower as f64 - expected_below - margin,
+            rank.last() as f64 - expected_below + margin,
+        )
+    }
+
+    /// Narrows the brackets, after `counted` returns, to the values at the ends of
+    /// [`expected`](Self::expected)'s ranks (never widens them): the fewer returns
+    /// are still to come, the fewer values a percentile's rank can still move across,
+    /// so the later in the curve, the fewer copies [`finish`](Self::finish) selects
+    /// among (a few thousand instead of some tens of thousands on a million returns).
+    /// The counts and the CVaR's sum take in the copies and zeros between a
+    /// bracket's old and new low; only the copies inside a new bracket are kept.
+    /// Brackets that miss the ranks in the end make `finish` decline, as any
+    /// misleading brackets do. `buffer` as [`add_block`](Self::add_block) left it.
+    /// Cost: a partition and two selections of each bracket's copies, and one pass.
+    pub(crate) fn narrow(&mut self, counted: usize, buffer: &mut [f64]) {
+        if self.overflowed || counted == 0 || counted > self.n {
+            return;
+        }
+        let zeros: u64 = self.zeros.iter().sum();
+        let copies = &mut buffer[..self.copied];
+        let (mut low, mut high) = (self.low, self.high);
+        for b in 0..2 {
+            let below = self.below[b].iter().sum::<u64>() as f64;
+            let (old_low, old_high) = (self.low[b], self.high[b]);
+            let inside = partition(copies, |r| (r >= old_low) & (r <= old_high));
+            let negative = partition(&mut copies[..inside], |r| r < 0.0);
+            let (negatives, positives) = copies[..inside].split_at_mut(negative);
+            let zeros = if (old_low <= 0.0) & (old_high >= 0.0) {
+                zeros as usize
+            } else {
+                0
+            };
+            let mut bracket = Bracket {
+                negatives,
+                zeros,
+                positives,
+            };
+            let len = bracket.len() as f64;
+            let (from, to) = self.expected(b, counted, 1.0);
+            // indexes in the bracket, in order: values before `from` are now below
+            let (first, last) = ((from - below).floor(), (to - below).ceil());
+            if first > 0.0 && first < len {
+                low[b] = bracket.select(first as usize);
+            }
+            if last >= 0.0 && last < len - 1.0 {
+                high[b] = bracket.select(last as usize);
+            }
+        }
+        // One pass: count (and sum, for the CVaR) what fell below a new low, keep
+        // what is inside a new bracket.
+        let mut newly_below = [0u64; 2];
+        let mut sum_newly_below = 0.0;
+        let mut kept = 0;
+        for i in 0..copies.len() {
+            let r = copies[i];
+            for b in 0..2 {
+                if (r >= self.low[b]) & (r < low[b]) {
+                    newly_below[b] += 1;
+                    if b == 0 {
+                        sum_newly_below += r;
+                    }
+                }
+            }
+            copies[kept] = r;
+            let inside = ((r >= low[0]) & (r <= high[0])) | ((r >= low[1]) & (r <= high[1]));
+            kept += usize::from(inside);
+        }
+        for b in 0..2 {
+            if (self.low[b] <= 0.0) & (0.0 < low[b]) {
+                newly_below[b] += zeros;
+            }
+            self.below[b][0] += newly_below[b];
+        }
+        self.sum_below[0] += sum_newly_below;
+        (self.low, self.high, self.copied) = (low, high, kept);
     }
 
     /// [`start`](Self::start) for `n` returns, the sample taken from the first
@@ -700,5 +804,123 @@ mod tests {
             drifting_checks[2..6].contains(&false),
             "{drifting_checks:?}"
         );
+    }
+
+    /// The early brackets narrowed at each eighth, as the pass over a curve being
+    /// written does: on steady curves (with and without flat stretches, so with and
+    /// without zeros inside a bracket) the exact order statistics from far fewer
+    /// copies; `holds` stays true on the narrowed brackets; a curve that changes after
+    /// the last narrowing makes `finish` decline rather than answer wrong.
+    #[test]
+    fn narrowed_brackets_give_the_exact_values_from_fewer_copies() {
+        let n = 8 * 4 * SAMPLE;
+        let returns_of =
+            |equity: &[f64]| -> Vec<f64> { equity.windows(2).map(|w| w[1] / w[0] - 1.0).collect() };
+        // (tails, copies left at the end, holds at each eighth)
+        let run = |returns: &[f64], narrow: bool| {
+            let mut buffer = Vec::new();
+            let mut scan = TailScan::start_early(&returns[..n / 8], n, &mut buffer);
+            let mut checks = Vec::new();
+            for (k, block) in returns.chunks(MAX_BLOCK).enumerate() {
+                scan.add_block(block, &mut buffer);
+                let counted = k * MAX_BLOCK + block.len();
+                if counted.is_multiple_of(n / 8) && counted < n {
+                    checks.push(scan.holds(counted, &buffer));
+                    if narrow {
+                        scan.narrow(counted, &mut buffer);
+                    }
+                }
+            }
+            let copies = scan.copied;
+            (scan.finish(&mut buffer), copies, checks)
+        };
+        let bits = |m: crate::metrics::Metric| m.map(f64::to_bits);
+        for (flat, low, high, seed) in [
+            (0.3, -0.02, 0.021, 21),
+            (0.0, -0.01, 0.012, 22),
+            (0.9, -0.03, 0.02, 23),
+            // mostly flat and only gains: the 5th percentile is among the zeros
+            (0.7, 0.0001, 0.01, 24),
+        ] {
+            let returns = returns_of(&curve(n, flat, low, high, seed));
+            let exact = Tails::of(&mut returns.clone(), 0.05);
+            let (wide, wide_copies, _) = run(&returns, false);
+            let (narrowed, copies, checks) = run(&returns, true);
+            let (wide, narrowed) = (wide.unwrap(), narrowed.expect("steady: they hold"));
+            // (long flat stretches make a clumpy curve, whose sample can mislead)
+            let (_, _, wide_checks) = run(&returns, false);
+            assert!(
+                checks.iter().zip(&wide_checks).all(|(&c, &w)| c >= w),
+                "flat {flat}: {checks:?}, wide {wide_checks:?}"
+            );
+            if flat < 0.5 {
+                assert_eq!(checks, vec![true; 7], "flat {flat}");
+            }
+            for tails in [&wide, &narrowed] {
+                assert_eq!(bits(tails.value_at_risk), bits(exact.value_at_risk));
+                assert_eq!(bits(tails.tail_ratio), bits(exact.tail_ratio));
+                let (Ok(cvar), Ok(exact_cvar)) = (
+                    tails.conditional_value_at_risk,
+                    exact.conditional_value_at_risk,
+                ) else {
+                    panic!("a CVaR of a curve with losses or gains is defined");
+                };
+                let scale = low.abs().max(high.abs());
+                assert!((cvar - exact_cvar).abs() <= 2.0 * n as f64 * f64::EPSILON * scale);
+            }
+            if flat < 0.5 {
+                assert!(
+                    copies * 4 < wide_copies,
+                    "flat {flat}: {copies} copies narrowed, {wide_copies} not"
+                );
+            } else {
+                assert!(copies <= wide_copies, "flat {flat}");
+            }
+        }
+
+        // Independent returns, 94.6% zeros and a few small losses: the 95th percentile
+        // is just above the zeros, its early bracket holds them, and the narrowed one
+        // starts above them, so they count below it.
+        let mut rng = StdRng::seed_from_u64(26);
+        let returns: Vec<f64> = (0..n)
+            .map(|_| {
+                if rng.gen_bool(0.946) {
+                    0.0
+                } else {
+                    rng.gen_range(-0.0005..0.02)
+                }
+            })
+            .collect();
+        let mut buffer = Vec::new();
+        let early = TailScan::start_early(&returns[..n / 8], n, &mut buffer);
+        assert!(early.low[1] <= 0.0 && early.high[1] > 0.0);
+        let (narrowed, _, checks) = run(&returns, true);
+        assert_eq!(checks, vec![true; 7]);
+        let narrowed = narrowed.expect("independent returns: they hold");
+        let exact = Tails::of(&mut returns.clone(), 0.05);
+        assert_eq!(bits(narrowed.value_at_risk), bits(exact.value_at_risk));
+        assert_eq!(bits(narrowed.tail_ratio), bits(exact.tail_ratio));
+        let mut scan = early;
+        for (k, block) in returns.chunks(MAX_BLOCK).enumerate() {
+            scan.add_block(block, &mut buffer);
+            if (k + 1) * MAX_BLOCK == 7 * n / 8 {
+                scan.narrow(7 * n / 8, &mut buffer);
+                assert!(scan.low[1] > 0.0, "the narrowed bracket is above the zeros");
+            }
+        }
+
+        // Steady until the last eighth, then three times as volatile: the brackets
+        // narrowed at the seventh eighth miss, and `finish` declines.
+        let mut late = returns_of(&curve(n, 0.3, -0.02, 0.021, 25));
+        for r in &mut late[7 * n / 8..] {
+            *r *= 3.0;
+        }
+        let (wide, _, _) = run(&late, false);
+        let (narrowed, _, _) = run(&late, true);
+        let exact = Tails::of(&mut late.clone(), 0.05);
+        if let Some(wide) = wide {
+            assert_eq!(bits(wide.value_at_risk), bits(exact.value_at_risk));
+        }
+        assert!(narrowed.is_none());
     }
 }
