@@ -179,6 +179,12 @@ pub(crate) struct CurveWriter<'f> {
 }
 
 impl CurveWriter<'_> {
+    /// Points written so far and the most the feed holds: how far along a run is.
+    #[inline]
+    pub(crate) fn progress(&self) -> (usize, usize) {
+        (self.len, self.feed.capacity)
+    }
+
     /// Appends a point; panics when the feed is full.
     #[inline(always)]
     pub(crate) fn push(&mut self, value: f64) {
