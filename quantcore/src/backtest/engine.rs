@@ -55,10 +55,11 @@
 //! Per bar of one symbol, with nothing pending and no exit levels: the strategy call
 //! (inlined: the loop is generic over the strategy), one mark, one equity sum and one
 //! push into the preallocated curve. Orders, fills and round trips allocate as they
-//! happen; nothing else does. On a run of 65,536 bars or more, the metrics' pass over
-//! the curve runs on a second thread of rayon's pool while the curve is written
+//! happen, their buffers growing to the count the run's rate so far projects
+//! (`make_room`); nothing else does. On a run of 65,536 bars or more, the metrics' pass
+//! over the curve runs on a second thread of rayon's pool while the curve is written
 //! (`Backtester::measured`), so it costs the run only its last blocks and the tails'
-//! selections.
+//! selections among a few thousand values.
 //!
 //! # The fast path over quiet bars
 //! In a one-symbol [`Backtester::run`], a bar is *quiet* when nothing but the
@@ -272,7 +273,8 @@ fn overlaps(points: usize) -> bool {
         && rayon::current_num_threads() > 1
 }
 
-/// Makes room for one more of a run's records, `(written, points)` the points of the
+/// Makes room for one more of a run's records (orders, fills, round trips),
+/// `(written, points)` the points of the
 /// curve written so far and in all. A full `records` grows to the count the run's
 /// rate so far projects for the whole run, a quarter more, instead of doubling: a
 /// steady strategy's records are then copied a few times while they are small, not
@@ -622,6 +624,8 @@ impl<'c> Engine<'c> {
             leg,
         );
         self.validate(s, row, &order)?;
+        // The fill may close a round trip.
+        make_room(self.portfolio.round_trips_buffer(), self.equity.progress());
         let mut order = order;
         let outcome = self.config.execution.execute_market_at(
             &mut order,

@@ -393,6 +393,12 @@ impl Portfolio {
         &self.round_trips
     }
 
+    /// The buffer of the closed round trips, for a caller that sizes it ahead (the
+    /// backtester, from its run's rate).
+    pub(crate) fn round_trips_buffer(&mut self) -> &mut Vec<RoundTrip> {
+        &mut self.round_trips
+    }
+
     /// The closed round trips, taking the portfolio apart (no copy).
     pub fn into_round_trips(self) -> Vec<RoundTrip> {
         self.round_trips
