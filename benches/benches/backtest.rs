@@ -19,6 +19,9 @@
 //! million bars of compounding either explode the account or empty it (then every
 //! later entry sizes to zero), and neither is the per-bar work being measured.
 //! Throughput is in bars (elements); the time per bar is the inverse.
+//! No run allocates per bar: `tests/allocations.rs` counts a run's allocations (19 for
+//! the one-symbol run over 100,000 bars and over 1,000,000; 41 for four symbols over
+//! 25,000 bars each and over 250,000).
 //!
 //! Figures of 2026-11-25 (2-core AMD EPYC VM): `backtest/momentum` 11.6-12.1 ms (about
 //! 11.8 ns a bar; the 10 ms target is not met yet): the metrics about 3.2 ms, the
